@@ -1,0 +1,106 @@
+"""Checkpoints: merged HF directories that transformers and vLLM load, and resumable
+training states (trainable weights + optimizer + scheduler + step + RNG).
+
+Every directory carries `cutloop.json` with the resolved config and the step, so a
+checkpoint can be audited and a run resumed with the same settings.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from cut.config import CUTConfig
+
+METADATA_FILE = "cutloop.json"
+TRAINABLE_FILE = "trainable.safetensors"
+OPTIMIZER_FILE = "optimizer.pt"
+
+
+def _write_metadata(directory: Path, config: CUTConfig, step: int, extra: dict[str, Any]) -> None:
+    payload = {"config": config.model_dump(mode="json", by_alias=True), "step": step, **extra}
+    (directory / METADATA_FILE).write_text(json.dumps(payload, indent=2))
+
+
+def save_merged(
+    model: nn.Module,
+    tokenizer: Any,
+    out_dir: str | Path,
+    config: CUTConfig,
+    step: int,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Merge a LoRA adapter into its base (in place) and write safetensors + tokenizer."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    merge = getattr(model, "merge_and_unload", None)
+    merged = merge() if callable(merge) else model
+    merged.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    _write_metadata(out, config, step, extra or {})
+    return out
+
+
+def save_training_state(
+    directory: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    config: CUTConfig,
+    step: int,
+) -> Path:
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    trainable = {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+    save_file(trainable, out / TRAINABLE_FILE)
+    torch.save(
+        {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": random.getstate(),
+        },
+        out / OPTIMIZER_FILE,
+    )
+    _write_metadata(out, config, step, {})
+    return out
+
+
+def load_training_state(
+    directory: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    config: CUTConfig,
+) -> int:
+    """Restore a state saved by `save_training_state`; returns the steps already done.
+
+    Refuses a state written with a different config, since the step plan (shuffling,
+    batch cuts, schedule) would not line up."""
+    src = Path(directory)
+    metadata = json.loads((src / METADATA_FILE).read_text())
+    saved = CUTConfig.model_validate(metadata["config"])
+    if saved != config:
+        diff = {
+            name: (getattr(saved, name), getattr(config, name))
+            for name in CUTConfig.model_fields
+            if getattr(saved, name) != getattr(config, name)
+        }
+        raise ValueError(f"{src}: training state was saved with other settings {diff}")
+    weights = load_file(src / TRAINABLE_FILE)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value)
+    state = torch.load(src / OPTIMIZER_FILE, weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(state["python_rng"])
+    return int(metadata["step"])

@@ -1,0 +1,75 @@
+"""CUT training configuration: one validated, documented place for every knob.
+
+Defaults follow the paper's online setting (cut-spec.md): lambda 1.1, alpha 1, LoRA
+r=16/alpha=16/dropout 0.05 on the MLP projections, lr 4e-4, cosine schedule, one epoch,
+global batch 8. Use lambda 1.2 and alpha 0.5 for offline Shepherd-style data.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cut.examples import MisalignContext
+from cut.templates import TemplateName
+
+Precision = Literal["auto", "fp32", "bf16"]
+Finetuning = Literal["lora", "full"]
+
+
+class CUTConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    # --- objective -----------------------------------------------------------------
+    lam: float = Field(1.1, alias="lambda", gt=0, description="flag t when p_al/p_mis > lambda")
+    alpha: float = Field(1.0, ge=0, description="weight of the unlikelihood term")
+    gamma: float | None = Field(
+        None, gt=0, description="paper-only dynamic weight p_al^gamma on flagged tokens; None=off"
+    )
+    misalign_context: MisalignContext = Field(
+        "plain", description="plain(x) (reference code) or judged(x, fake positive) (paper)"
+    )
+
+    # --- examples ------------------------------------------------------------------
+    template: TemplateName = Field("auto", description="auto: chat if the tokenizer has one")
+    max_length: int = Field(2048, ge=8, description="tokens per row; prompts cut from the left")
+    align_p_ratio: float | None = Field(
+        0.25, ge=0, description="keep int(ratio * n_negative) positives; None keeps all"
+    )
+
+    # --- parameters trained --------------------------------------------------------
+    finetuning: Finetuning = "lora"
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_target_modules: tuple[str, ...] = ("gate_proj", "up_proj", "down_proj")
+
+    # --- optimisation --------------------------------------------------------------
+    learning_rate: float = Field(4e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_fraction: float = Field(0.0, ge=0, lt=1, description="of the optimizer steps")
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(8, ge=1, description="judged examples per optimizer step")
+    micro_batch_size: int = Field(8, ge=1, description="judged examples per forward pass")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="None: no clipping")
+    seed: int = 42
+
+    # --- execution -----------------------------------------------------------------
+    precision: Precision = Field(
+        "auto", description="auto: bf16 autocast where bf16 matmuls are faster than fp32"
+    )
+    gradient_checkpointing: bool = False
+    logit_chunk_size: int = Field(1024, ge=1, description="positions per output-layer chunk")
+    save_state_every: int | None = Field(
+        None, ge=1, description="optimizer steps between resumable training states"
+    )
+
+    @model_validator(mode="after")
+    def _micro_batch_fits(self) -> Self:
+        if self.micro_batch_size > self.batch_size:
+            raise ValueError(
+                f"micro_batch_size ({self.micro_batch_size}) must not exceed "
+                f"batch_size ({self.batch_size})"
+            )
+        return self

@@ -1,0 +1,92 @@
+"""The CUT objective as a pure function of target log-probabilities (cut-spec.md).
+
+Per response token:
+  Align-P / Align-N:          -log p(y_t)
+  Misalign, t not flagged:     -log p_mis(t)
+  Misalign, t flagged:         -alpha * w_t * log(1 - p_mis(t))   (1 - p clamped at 1e-5)
+where t is flagged when p_al(t) / p_mis(t) > lambda (p_al from the paired Align-N
+token in the same forward pass, detached) and w_t = p_al(t)^gamma in the paper's
+dynamic variant, else 1.
+
+The caller passes `normalizer` = the number of response tokens in the whole optimizer
+step, so summing the returned losses over micro-batches gives the same gradient however
+the step is split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from cut.examples import RowKind
+
+ONE_MINUS_P_FLOOR = 1e-5
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    lam: float = 1.1  # lambda: flag a token when p_al / p_mis exceeds it
+    alpha: float = 1.0  # weight of the unlikelihood term
+    gamma: float | None = None  # paper-only dynamic weight p_al^gamma; None = off
+
+
+@dataclass(frozen=True)
+class TokenTargets:
+    """Flattened response tokens of one micro-batch, all rows together.
+
+    `pair[t]` is, for a Misalign token, the index of the same response position in its
+    Align-N row; -1 elsewhere."""
+
+    kinds: torch.Tensor  # (T,) int64, RowKind values
+    pair: torch.Tensor  # (T,) int64
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    loss: torch.Tensor  # scalar: this micro-batch's share of the step loss
+    mle_sum: float  # sum of -log p over MLE-trained tokens (unnormalised)
+    unlikelihood_sum: float  # sum of the flagged tokens' unlikelihood terms (unnormalised)
+    n_tokens: int
+    n_misalign: int
+    flagged: torch.Tensor  # (T,) bool, True for flagged Misalign tokens
+    ratio: torch.Tensor  # (T,) p_al / p_mis on Misalign tokens, NaN elsewhere
+
+
+def flag_tokens(p_align: torch.Tensor, p_misalign: torch.Tensor, lam: float) -> torch.Tensor:
+    """U = {t : p_al(t) / p_mis(t) > lambda}, written without division."""
+    return (p_align - lam * p_misalign) > 0
+
+
+def cut_loss(
+    logp: torch.Tensor, targets: TokenTargets, weights: LossWeights, normalizer: int
+) -> LossOutput:
+    """`logp` (T,) fp32 target log-probabilities with grad; returns this micro-batch's loss."""
+    is_mis = targets.kinds == RowKind.MISALIGN
+    mis_index = is_mis.nonzero().squeeze(1)  # (M,)
+    logp_mis = logp[mis_index]
+    with torch.no_grad():
+        p_mis = logp_mis.exp()
+        p_al = logp[targets.pair[mis_index]].exp()
+        flagged_mis = flag_tokens(p_al, p_mis, weights.lam)
+        ratio = torch.full_like(logp, float("nan"))
+        ratio[mis_index] = p_al / p_mis
+        flagged = torch.zeros_like(is_mis)
+        flagged[mis_index] = flagged_mis
+
+    mle_terms = -logp[~flagged]
+    one_minus_p = torch.clamp(-torch.expm1(logp_mis[flagged_mis]), min=ONE_MINUS_P_FLOOR)
+    ul_weight = weights.alpha
+    if weights.gamma is not None:
+        ul_weight = weights.alpha * p_al[flagged_mis].pow(weights.gamma)
+    ul_terms = -ul_weight * torch.log(one_minus_p)
+    loss = (mle_terms.sum() + ul_terms.sum()) / normalizer
+    return LossOutput(
+        loss=loss,
+        mle_sum=float(mle_terms.detach().sum()),
+        unlikelihood_sum=float(ul_terms.detach().sum()),
+        n_tokens=int(logp.numel()),
+        n_misalign=int(mis_index.numel()),
+        flagged=flagged,
+        ratio=ratio,
+    )

@@ -1,0 +1,178 @@
+"""The CUT training loop (Xu et al., "Reasons to Reject? Aligning Language Models with
+Judgments", arXiv 2312.14591).
+
+Example:
+    >>> from transformers import AutoModelForCausalLM, AutoTokenizer
+    >>> from cut.config import CUTConfig
+    >>> from cut.examples import JudgedExample, Polarity
+    >>> from cut.trainer import train_cut
+    >>> model = AutoModelForCausalLM.from_pretrained(path)
+    >>> tokenizer = AutoTokenizer.from_pretrained(path)
+    >>> data = [JudgedExample("What is 7 x 8?", "54", "Wrong: 7 x 8 is 56.", Polarity.NEGATIVE)]
+    >>> model, result = train_cut(model, tokenizer, data, CUTConfig(finetuning="full"))
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import get_cosine_schedule_with_warmup
+
+from cut.batching import MicroBatch, chunked, collate, response_token_count
+from cut.checkpoint import load_training_state, save_training_state
+from cut.config import CUTConfig
+from cut.examples import ExampleBuilder, JudgedExample, TrainingItem, downsample_positives
+from cut.loss import LossOutput, LossWeights, cut_loss
+from cut.modeling import output_weight, prepare_for_training, response_logprobs
+from cut.precision import autocast, autocast_dtype
+from cut.reports import FlaggedTokens, StepMetrics, TrainResult
+from cut.templates import select_template
+
+logger = logging.getLogger(__name__)
+
+StepCallback = Callable[[StepMetrics], None]
+
+
+def plan_steps(items: Sequence[TrainingItem], config: CUTConfig) -> list[list[TrainingItem]]:
+    """Every optimizer step's examples, all epochs, shuffled per epoch from the seed, so a
+    resumed run sees exactly the batches it would have seen."""
+    steps: list[list[TrainingItem]] = []
+    for epoch in range(config.epochs):
+        order = list(items)
+        random.Random(config.seed + epoch).shuffle(order)
+        steps.extend(chunked(order, config.batch_size))
+    return steps
+
+
+def flagged_report(batch: MicroBatch, out: LossOutput, tokenizer) -> list[FlaggedTokens]:
+    """Which Misalign tokens were flagged, per negative example of the micro-batch."""
+    reports = []
+    for span in batch.misalign_spans:
+        window = slice(span.start, span.start + span.length)
+        positions = out.flagged[window].nonzero().squeeze(1).tolist()
+        ids = batch.target_ids[window][positions].tolist()
+        reports.append(
+            FlaggedTokens(
+                example_index=span.example_index,
+                response_length=span.length,
+                positions=positions,
+                token_ids=ids,
+                texts=[tokenizer.decode([token]) for token in ids],
+                ratios=out.ratio[window][positions].tolist(),
+            )
+        )
+    return reports
+
+
+def train_cut(
+    model: nn.Module,
+    tokenizer,
+    examples: Sequence[JudgedExample],
+    config: CUTConfig,
+    callback: StepCallback | None = None,
+    state_dir: str | Path | None = None,
+    resume: bool = False,
+) -> tuple[nn.Module, TrainResult]:
+    """Train `model` with CUT on judged examples; returns the trained model (a peft model
+    for LoRA) and what happened. With `state_dir`, a resumable state is written every
+    `config.save_state_every` steps; `resume=True` continues from it."""
+    # --- setup: seed, examples, model -----------------------------------------------
+    torch.manual_seed(config.seed)
+    template = select_template(config.template, tokenizer)
+    builder = ExampleBuilder(tokenizer, template, config.max_length, config.misalign_context)
+    built = builder.build(examples)
+    items = downsample_positives(built.items, config.align_p_ratio, config.seed)
+    n_negative = sum(item.is_negative for item in items)
+    result = TrainResult(
+        n_align_p=len(items) - n_negative,
+        n_negative=n_negative,
+        too_long=built.too_long,
+        positives_dropped=len(built.items) - len(items),
+    )
+    if built.too_long:
+        logger.warning("skipped %d examples whose response exceeds max_length", len(built.too_long))
+    if not items:
+        raise ValueError("no trainable examples: every example was filtered out")
+
+    model = prepare_for_training(model, config)
+    device = output_weight(model).device
+    amp_dtype = autocast_dtype(config.precision, device)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else builder.eos_token_id
+    weights = LossWeights(config.lam, config.alpha, config.gamma)
+
+    # --- optimizer and schedule -------------------------------------------------------
+    steps = plan_steps(items, config)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        trainable, lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    warmup = math.ceil(config.warmup_fraction * len(steps))
+    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, len(steps))
+    done = 0
+    if resume:
+        if state_dir is None:
+            raise ValueError("resume=True needs state_dir")
+        done = load_training_state(state_dir, model, optimizer, scheduler, config)
+        logger.info("resumed at step %d of %d", done, len(steps))
+
+    for index in range(done, len(steps)):
+        started = time.perf_counter()
+        step_items = steps[index]
+        # --- forward/backward per micro-batch; one normaliser for the whole step -------
+        normalizer = response_token_count(step_items)
+        mle = unlikelihood = 0.0
+        n_flagged = n_misalign = n_tokens = 0
+        for micro in chunked(step_items, config.micro_batch_size):
+            batch = collate(micro, pad_id)
+            with autocast(device, amp_dtype):
+                logp = response_logprobs(model, batch, config.logit_chunk_size)
+            out = cut_loss(logp, batch.targets, weights, normalizer)
+            out.loss.backward()
+            mle += out.mle_sum
+            unlikelihood += out.unlikelihood_sum
+            n_flagged += int(out.flagged.sum())
+            n_misalign += out.n_misalign
+            n_tokens += batch.n_tokens
+            for report in flagged_report(batch, out, tokenizer):
+                result.flagged[report.example_index] = report
+
+        # --- clip and step ------------------------------------------------------------
+        max_norm = config.max_grad_norm if config.max_grad_norm is not None else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, max_norm))
+        learning_rate = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        # --- report and save ----------------------------------------------------------
+        seconds = time.perf_counter() - started
+        metrics = StepMetrics(
+            step=index + 1,
+            total_steps=len(steps),
+            epoch=index * config.epochs // len(steps),
+            loss=(mle + unlikelihood) / normalizer,
+            mle_loss=mle / normalizer,
+            unlikelihood_loss=unlikelihood / normalizer,
+            n_flagged=n_flagged,
+            flagged_fraction=n_flagged / n_misalign if n_misalign else 0.0,
+            n_response_tokens=normalizer,
+            n_tokens=n_tokens,
+            tokens_per_s=n_tokens / seconds,
+            learning_rate=learning_rate,
+            grad_norm=grad_norm,
+            seconds=seconds,
+        )
+        result.steps.append(metrics)
+        if callback is not None:
+            callback(metrics)
+        every = config.save_state_every
+        if state_dir is not None and every and (index + 1) % every == 0:
+            save_training_state(state_dir, model, optimizer, scheduler, config, index + 1)
+    return model, result
