@@ -62,3 +62,20 @@ def response_logprobs(model: nn.Module, batch: MicroBatch, chunk_size: int) -> t
     return target_logprobs(
         hidden, output_weight(model), batch.target_ids.to(device), chunk_size=chunk_size
     )
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_policy(path: str, config: CUTConfig, device: torch.device | None = None):
+    """Model and tokenizer for training. A frozen LoRA base on CUDA is held in bf16;
+    weights that are trained stay fp32 (autocast does the bf16 matmuls)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = device or default_device()
+    frozen_bf16 = config.finetuning == "lora" and device.type == "cuda"
+    dtype = torch.bfloat16 if frozen_bf16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return model, tokenizer

@@ -19,6 +19,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -71,6 +72,47 @@ def flagged_report(batch: MicroBatch, out: LossOutput, tokenizer) -> list[Flagge
     return reports
 
 
+@dataclass
+class StepTotals:
+    normalizer: int  # response tokens in the step
+    mle: float = 0.0
+    unlikelihood: float = 0.0
+    n_flagged: int = 0
+    n_misalign: int = 0
+    n_tokens: int = 0
+    flagged: list[FlaggedTokens] = field(default_factory=list)
+
+
+def accumulate_gradients(
+    model: nn.Module,
+    tokenizer,
+    step_items: Sequence[TrainingItem],
+    config: CUTConfig,
+    amp_dtype: torch.dtype | None,
+    pad_id: int,
+) -> StepTotals:
+    """Forward and backward over the step's micro-batches, adding into `.grad`.
+
+    Every micro-batch's loss is divided by the response tokens of the *whole step*, so
+    the accumulated gradient does not depend on `config.micro_batch_size`."""
+    device = output_weight(model).device
+    weights = LossWeights(config.lam, config.alpha, config.gamma)
+    totals = StepTotals(normalizer=response_token_count(step_items))
+    for micro in chunked(step_items, config.micro_batch_size):
+        batch = collate(micro, pad_id)
+        with autocast(device, amp_dtype):
+            logp = response_logprobs(model, batch, config.logit_chunk_size)
+        out = cut_loss(logp, batch.targets, weights, totals.normalizer)
+        out.loss.backward()
+        totals.mle += out.mle_sum
+        totals.unlikelihood += out.unlikelihood_sum
+        totals.n_flagged += int(out.flagged.sum())
+        totals.n_misalign += out.n_misalign
+        totals.n_tokens += batch.n_tokens
+        totals.flagged.extend(flagged_report(batch, out, tokenizer))
+    return totals
+
+
 def train_cut(
     model: nn.Module,
     tokenizer,
@@ -105,7 +147,6 @@ def train_cut(
     device = output_weight(model).device
     amp_dtype = autocast_dtype(config.precision, device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else builder.eos_token_id
-    weights = LossWeights(config.lam, config.alpha, config.gamma)
 
     # --- optimizer and schedule -------------------------------------------------------
     steps = plan_steps(items, config)
@@ -126,22 +167,8 @@ def train_cut(
         started = time.perf_counter()
         step_items = steps[index]
         # --- forward/backward per micro-batch; one normaliser for the whole step -------
-        normalizer = response_token_count(step_items)
-        mle = unlikelihood = 0.0
-        n_flagged = n_misalign = n_tokens = 0
-        for micro in chunked(step_items, config.micro_batch_size):
-            batch = collate(micro, pad_id)
-            with autocast(device, amp_dtype):
-                logp = response_logprobs(model, batch, config.logit_chunk_size)
-            out = cut_loss(logp, batch.targets, weights, normalizer)
-            out.loss.backward()
-            mle += out.mle_sum
-            unlikelihood += out.unlikelihood_sum
-            n_flagged += int(out.flagged.sum())
-            n_misalign += out.n_misalign
-            n_tokens += batch.n_tokens
-            for report in flagged_report(batch, out, tokenizer):
-                result.flagged[report.example_index] = report
+        totals = accumulate_gradients(model, tokenizer, step_items, config, amp_dtype, pad_id)
+        result.flagged.update((r.example_index, r) for r in totals.flagged)
 
         # --- clip and step ------------------------------------------------------------
         max_norm = config.max_grad_norm if config.max_grad_norm is not None else math.inf
@@ -157,14 +184,14 @@ def train_cut(
             step=index + 1,
             total_steps=len(steps),
             epoch=index * config.epochs // len(steps),
-            loss=(mle + unlikelihood) / normalizer,
-            mle_loss=mle / normalizer,
-            unlikelihood_loss=unlikelihood / normalizer,
-            n_flagged=n_flagged,
-            flagged_fraction=n_flagged / n_misalign if n_misalign else 0.0,
-            n_response_tokens=normalizer,
-            n_tokens=n_tokens,
-            tokens_per_s=n_tokens / seconds,
+            loss=(totals.mle + totals.unlikelihood) / totals.normalizer,
+            mle_loss=totals.mle / totals.normalizer,
+            unlikelihood_loss=totals.unlikelihood / totals.normalizer,
+            n_flagged=totals.n_flagged,
+            flagged_fraction=totals.n_flagged / totals.n_misalign if totals.n_misalign else 0.0,
+            n_response_tokens=totals.normalizer,
+            n_tokens=totals.n_tokens,
+            tokens_per_s=totals.n_tokens / seconds,
             learning_rate=learning_rate,
             grad_norm=grad_norm,
             seconds=seconds,

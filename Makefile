@@ -1,0 +1,34 @@
+# The README's two commands: `make demo` (the main job) and `make test` (the whole suite).
+# Both create .venv on first use; the project's own files install everything needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_OUT ?= out/demo-offline
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@# PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break imports
+	@# beside the CPU torch wheel (docs: environment.md); none is needed.
+	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/cutloop models fetch smollm2
+	$(BIN)/cutloop train --model smollm2 --data campaigns/data/offline-sample.json \
+		--config campaigns/offline-demo.yaml --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/train_step.py
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,124 @@
+"""Reading judged examples from files, validated before any training starts.
+
+Two formats:
+- `.json`: the reference code's list of {instruction, input, output, judgment}; a null
+  judgment or one starting with "Perfect" is positive.
+- `.jsonl`: one {instruction, response, judgment, polarity?} object per line; without
+  `polarity` the judgment decides, as above.
+An empty or "$ERROR$" judgment is a failed judge call: counted, reported, never trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from cut.examples import JudgedExample, Polarity, polarity_of
+
+FAILED_JUDGMENT_MARKERS = ("", "$ERROR$")
+
+
+class DataFileError(ValueError):
+    """A malformed data file; the message names the file, the record and the field."""
+
+
+class ReferenceRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    instruction: str
+    input: str = ""
+    output: str
+    judgment: str | None
+
+
+class JsonlRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    instruction: str
+    response: str
+    judgment: str
+    polarity: Polarity | None = None
+
+
+@dataclass
+class JudgedData:
+    examples: list[JudgedExample] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)  # records whose judge call had failed
+
+    @property
+    def n_positive(self) -> int:
+        return sum(e.polarity == Polarity.POSITIVE for e in self.examples)
+
+    @property
+    def n_negative(self) -> int:
+        return len(self.examples) - self.n_positive
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "record"
+    return f"field '{where}': {first['msg']} (got {first.get('input')!r})"
+
+
+def _from_reference(record: ReferenceRecord) -> JudgedExample | None:
+    if record.judgment is not None and record.judgment.strip() in FAILED_JUDGMENT_MARKERS:
+        return None
+    instruction = f"{record.instruction}\n\n{record.input}" if record.input else record.instruction
+    judgment = record.judgment or "Perfect."
+    polarity = Polarity.POSITIVE if record.judgment is None else polarity_of(judgment)
+    return JudgedExample(instruction, record.output, judgment, polarity)
+
+
+def _from_jsonl(record: JsonlRecord) -> JudgedExample | None:
+    if record.judgment.strip() in FAILED_JUDGMENT_MARKERS:
+        return None
+    polarity = record.polarity or polarity_of(record.judgment)
+    return JudgedExample(record.instruction, record.response, record.judgment, polarity)
+
+
+def _parse(path: Path, label: str, raw: Any, jsonl: bool) -> JudgedExample | None:
+    try:
+        if jsonl:
+            return _from_jsonl(JsonlRecord.model_validate(raw))
+        return _from_reference(ReferenceRecord.model_validate(raw))
+    except ValidationError as error:
+        raise DataFileError(f"{path}: {label}: {_describe(error)}") from None
+
+
+def load_judged_file(path: str | Path) -> JudgedData:
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path}: no such file")
+    jsonl = path.suffix == ".jsonl"
+    if jsonl:
+        records: list[tuple[str, Any]] = []
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append((f"line {number}", json.loads(line)))
+            except json.JSONDecodeError as error:
+                raise DataFileError(f"{path}: line {number}: invalid JSON ({error.msg})") from None
+    else:
+        try:
+            loaded = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise DataFileError(
+                f"{path}: line {error.lineno}: invalid JSON ({error.msg})"
+            ) from None
+        if not isinstance(loaded, list):
+            raise DataFileError(
+                f"{path}: expected a JSON list of records, got {type(loaded).__name__}"
+            )
+        records = [(f"record {index}", raw) for index, raw in enumerate(loaded)]
+
+    data = JudgedData()
+    for index, (label, raw) in enumerate(records):
+        example = _parse(path, label, raw, jsonl)
+        if example is None:
+            data.failed.append(index)
+        else:
+            data.examples.append(example)
+    return data

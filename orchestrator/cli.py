@@ -1,0 +1,117 @@
+"""The `cutloop` command line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+
+from orchestrator.progress import stderr_console
+
+app = typer.Typer(
+    help="Align language models with judgments (Contrastive Unlikelihood Training).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+models_app = typer.Typer(help="Models cutloop can fetch without a model hub.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+def fail(message: str) -> typer.Exit:
+    stderr_console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+@models_app.command("fetch")
+def models_fetch(
+    name: Annotated[str, typer.Argument(help="Bundled model name, e.g. smollm2.")],
+) -> None:
+    """Fetch a bundled model into $CUTLOOP_HOME/models; prints its directory last."""
+    from orchestrator.models import ModelFetchError, fetch_bundled
+
+    try:
+        directory = fetch_bundled(name, console=stderr_console)
+    except ModelFetchError as error:
+        raise fail(str(error)) from None
+    print(directory)
+
+
+def _cut_config(config_file: Path | None, overrides: dict[str, Any]):
+    from cut.config import CUTConfig
+
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        loaded = yaml.safe_load(config_file.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise fail(f"{config_file}: expected a mapping of CUT settings")
+        values.update(loaded)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return CUTConfig.model_validate(values)
+    except ValidationError as error:
+        details = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']} (got {e.get('input')!r})"
+            for e in error.errors()
+        )
+        raise fail(f"invalid CUT settings: {details}") from None
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Option(help="Bundled name (smollm2), local dir or HF id.")],
+    data: Annotated[Path, typer.Option(help="Judged examples: reference .json or .jsonl.")],
+    out: Annotated[Path, typer.Option(help="Directory for the merged checkpoint.")],
+    config: Annotated[Path | None, typer.Option(help="YAML file of CUT settings.")] = None,
+    finetuning: Annotated[str | None, typer.Option(help="lora or full.")] = None,
+    lam: Annotated[float | None, typer.Option("--lambda", help="Flag threshold λ.")] = None,
+    alpha: Annotated[float | None, typer.Option(help="Unlikelihood weight α.")] = None,
+    gamma: Annotated[float | None, typer.Option(help="Paper's dynamic weight γ.")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak LR.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Passes over the data.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Examples per step.")] = None,
+    micro_batch_size: Annotated[int | None, typer.Option(help="Examples per pass.")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Tokens per row.")] = None,
+    align_p_ratio: Annotated[float | None, typer.Option(help="Positives per negative.")] = None,
+    precision: Annotated[str | None, typer.Option(help="auto, fp32 or bf16.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+) -> None:
+    """Align a model offline with CUT on a file of judged examples."""
+    from cut.datafile import DataFileError, load_judged_file
+
+    settings = _cut_config(
+        config,
+        {
+            "finetuning": finetuning, "lam": lam, "alpha": alpha, "gamma": gamma,
+            "learning_rate": learning_rate, "epochs": epochs, "batch_size": batch_size,
+            "micro_batch_size": micro_batch_size, "max_length": max_length,
+            "align_p_ratio": align_p_ratio, "precision": precision, "seed": seed,
+        },
+    )  # fmt: skip
+    try:
+        judged = load_judged_file(data)  # a malformed file fails before any model loads
+    except DataFileError as error:
+        raise fail(str(error)) from None
+    if not judged.examples:
+        raise fail(f"{data}: no usable judged examples")
+    from orchestrator.offline import train_offline  # torch and transformers load here
+
+    try:
+        directory = train_offline(model, judged, out, settings, Console())
+    except ValueError as error:
+        raise fail(str(error)) from None
+    print(directory)

@@ -1,0 +1,20 @@
+"""Live progress for long work, on stderr so stdout stays for results."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+stderr_console = Console(stderr=True)
+
+
+def training_progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]CUT"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  flagged {task.fields[flagged]:.1%}"),
+        TextColumn("{task.fields[tokens_per_s]:.0f} tok/s"),
+        TimeRemainingColumn(),
+        console=stderr_console,
+    )

@@ -1,0 +1,77 @@
+import math
+
+import pytest
+import torch
+
+from cut.examples import RowKind
+from cut.loss import LossWeights, TokenTargets, cut_loss, flag_tokens
+
+P, N, M = int(RowKind.ALIGN_P), int(RowKind.ALIGN_N), int(RowKind.MISALIGN)
+
+
+def test_flags_exactly_tokens_whose_ratio_exceeds_lambda():
+    p_al = torch.tensor([0.50, 0.30, 0.11, 0.10, 0.2, 0.9])
+    p_mis = torch.tensor([0.10, 0.30, 0.10, 0.20, 0.18, 0.5])
+    # ratios:              5.0   1.0   1.1   0.5   1.111 1.8
+    flagged = flag_tokens(p_al, p_mis, lam=1.1)
+    assert flagged.tolist() == [True, False, False, False, True, True]
+    assert not flag_tokens(p_al, p_mis, lam=math.inf).any()
+
+
+def toy_batch():
+    """One Align-P token, then a negative pair of 3 response tokens (Align-N, Misalign)."""
+    probs = [0.5, 0.6, 0.2, 0.9, 0.1, 0.3, 0.8]
+    kinds = [P, N, N, N, M, M, M]
+    pair = [-1, -1, -1, -1, 1, 2, 3]
+    logp = torch.tensor(probs, dtype=torch.float64).log().requires_grad_()
+    return probs, logp, TokenTargets(torch.tensor(kinds), torch.tensor(pair))
+
+
+def hand_loss(probs, lam, alpha, gamma=None):
+    p_p, (a1, a2, a3), (m1, m2, m3) = probs[0], probs[1:4], probs[4:7]
+    total = -math.log(p_p) - math.log(a1) - math.log(a2) - math.log(a3)
+    for p_al, p_mis in ((a1, m1), (a2, m2), (a3, m3)):
+        if p_al / p_mis > lam:
+            weight = alpha * (p_al**gamma if gamma else 1.0)
+            total += -weight * math.log(max(1 - p_mis, 1e-5))
+        else:
+            total += -math.log(p_mis)
+    return total
+
+
+@pytest.mark.parametrize(
+    ("lam", "alpha", "gamma"),
+    [(1.1, 1.0, None), (1.2, 0.5, None), (1.1, 1.0, 0.5), (5.0, 2.0, 2.0)],
+)
+def test_loss_equals_hand_computation(lam, alpha, gamma):
+    probs, logp, targets = toy_batch()
+    out = cut_loss(logp, targets, LossWeights(lam, alpha, gamma), normalizer=7)
+    assert out.loss.item() == pytest.approx(hand_loss(probs, lam, alpha, gamma) / 7, rel=1e-9)
+    # ratios p_al / p_mis are 6, 0.67 and 1.125
+    expected = [False] * 4 + [lam < 6.0, False, lam < 1.125]
+    assert out.flagged.tolist() == expected
+
+
+def test_infinite_lambda_reduces_to_mle_on_every_row():
+    probs, logp, targets = toy_batch()
+    out = cut_loss(logp, targets, LossWeights(lam=math.inf), normalizer=7)
+    assert out.loss.item() == pytest.approx(-sum(math.log(p) for p in probs) / 7)
+    assert out.unlikelihood_sum == 0.0
+
+
+def test_unlikelihood_term_is_clamped_when_p_is_one():
+    logp = torch.tensor([math.log(0.9), 0.0], requires_grad=True)
+    targets = TokenTargets(torch.tensor([N, M]), torch.tensor([-1, 0]))
+    out = cut_loss(logp, targets, LossWeights(lam=1e-3), normalizer=2)
+    assert math.isfinite(out.loss.item())
+    assert out.unlikelihood_sum == pytest.approx(-math.log(1e-5))
+
+
+def test_gradient_does_not_flow_through_the_ratio_test():
+    _, logp, targets = toy_batch()
+    cut_loss(logp, targets, LossWeights(lam=1.1), normalizer=7).loss.backward()
+    # Align tokens get exactly the MLE gradient -1/normaliser: nothing from the Misalign ratio
+    assert logp.grad[:4].tolist() == pytest.approx([-1 / 7] * 4)
+    # flagged Misalign token 1 (p=0.1): d/dlogp of -log(1-p) = p/(1-p), pushes p down
+    assert float(logp.grad[4]) == pytest.approx((0.1 / 0.9) / 7)
+    assert float(logp.grad[5]) == pytest.approx(-1 / 7)  # kept token: plain MLE

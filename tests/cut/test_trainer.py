@@ -1,0 +1,287 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM
+
+from cut.batching import collate
+from cut.checkpoint import METADATA_FILE, save_merged
+from cut.config import CUTConfig
+from cut.examples import ExampleBuilder, JudgedExample, Polarity, RowKind
+from cut.loss import LossWeights, cut_loss
+from cut.modeling import prepare_for_training, response_logprobs
+from cut.templates import AlpacaTemplate
+from cut.trainer import accumulate_gradients, train_cut
+
+NEGATIVES = [
+    JudgedExample("What is 7 x 8?", "It is 54.", "Wrong: 7 x 8 is 56.", Polarity.NEGATIVE),
+    JudgedExample("Capital of France?", "Lyon.", "Wrong, it is Paris.", Polarity.NEGATIVE),
+    JudgedExample("Spell cat.", "c-a-d", "The last letter is t.", Polarity.NEGATIVE),
+    JudgedExample("2 + 2?", "5", "2 + 2 = 4.", Polarity.NEGATIVE),
+]
+POSITIVES = [
+    JudgedExample("Say hi.", "hi", "Perfect.", Polarity.POSITIVE),
+    JudgedExample("Say yes.", "yes", "Perfect!", Polarity.POSITIVE),
+]
+FP32 = {"precision": "fp32", "align_p_ratio": None, "lora_dropout": 0.0}
+
+
+def items_for(tokenizer, examples, max_length=256):
+    return ExampleBuilder(tokenizer, AlpacaTemplate(), max_length).build(examples).items
+
+
+def test_response_logprobs_match_full_model_logits(model, tokenizer):
+    items = items_for(tokenizer, NEGATIVES + POSITIVES)
+    batch = collate(items, pad_token_id=0)
+    lean = response_logprobs(model, batch, chunk_size=16)
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    full = torch.log_softmax(logits.float(), -1).reshape(-1, logits.shape[-1])
+    expected = full[batch.hidden_index].gather(1, batch.target_ids[:, None]).squeeze(1)
+    torch.testing.assert_close(lean, expected, atol=1e-5, rtol=1e-5)
+
+
+class BigramLM(nn.Module):
+    """A toy LM whose logits are set directly: logits at a position = table[current token]."""
+
+    def __init__(self, table: torch.Tensor) -> None:
+        super().__init__()
+        vocab = table.shape[0]
+        self.embed = nn.Embedding(vocab, vocab, _weight=torch.eye(vocab))
+        self.head = nn.Linear(vocab, vocab, bias=False)
+        self.head.weight = nn.Parameter(table.T.clone())  # one-hot @ table = table[row]
+
+    def get_decoder(self):
+        def decode(input_ids, attention_mask, use_cache):
+            return type("Out", (), {"last_hidden_state": self.embed(input_ids)})
+
+        return decode
+
+    def get_output_embeddings(self):
+        return self.head
+
+
+def test_loss_on_toy_model_equals_hand_computation(tokenizer):
+    torch.manual_seed(0)
+    vocab = len(tokenizer)
+    table = torch.randn(vocab, vocab) * 3
+    lm = BigramLM(table)
+    items = items_for(tokenizer, NEGATIVES[:2] + POSITIVES[:1])
+    batch = collate(items, pad_token_id=0)
+    lam, alpha = 1.1, 0.7
+    normalizer = batch.target_ids.numel()
+    out = cut_loss(
+        response_logprobs(lm, batch, 8), batch.targets, LossWeights(lam, alpha), normalizer
+    )
+
+    def p(prev: int, nxt: int) -> float:
+        row = [math.exp(x) for x in table[prev].tolist()]
+        return row[nxt] / sum(row)
+
+    total = 0.0
+    for item in items:
+        rows = {row.kind: row for row in item.rows}
+        if RowKind.ALIGN_P in rows:
+            r = rows[RowKind.ALIGN_P]
+            total -= sum(
+                math.log(p(r.input_ids[t - 1], r.input_ids[t]))
+                for t in range(r.prompt_length, len(r.input_ids))
+            )
+            continue
+        al, mis = rows[RowKind.ALIGN_N], rows[RowKind.MISALIGN]
+        for k in range(al.response_length):
+            ta, tm = al.prompt_length + k, mis.prompt_length + k
+            p_al = p(al.input_ids[ta - 1], al.input_ids[ta])
+            p_mis = p(mis.input_ids[tm - 1], mis.input_ids[tm])
+            total -= math.log(p_al)
+            total -= alpha * math.log(1 - p_mis) if p_al / p_mis > lam else math.log(p_mis)
+    assert out.loss.item() == pytest.approx(total / normalizer, rel=1e-5)
+
+
+def test_prompt_tokens_never_contribute_loss(tokenizer):
+    """In the bigram model, table[a] only matters where a precedes a target. Prompt tokens
+    that never precede a response token must receive no gradient at all."""
+    vocab = len(tokenizer)
+    lm = BigramLM(torch.randn(vocab, vocab))
+    items = items_for(tokenizer, NEGATIVES + POSITIVES, max_length=48)  # truncated prompts
+    batch = collate(items, pad_token_id=0)
+    out = cut_loss(response_logprobs(lm, batch, 8), batch.targets, LossWeights(), 100)
+    out.loss.backward()
+    predecessors = {
+        row.input_ids[t - 1]
+        for item in items
+        for row in item.rows
+        for t in range(row.prompt_length, len(row.input_ids))
+    }
+    grad_rows = lm.head.weight.grad.T  # (prev, next)
+    touched = {i for i in range(vocab) if grad_rows[i].abs().sum() > 0}
+    assert touched == predecessors
+    prompt_only = {
+        t for item in items for row in item.rows for t in row.input_ids[: row.prompt_length - 1]
+    } - predecessors
+    assert prompt_only and not (prompt_only & touched)
+    # and the targets are exactly the responses
+    assert batch.target_ids.tolist() == [
+        t for i in items for r in i.rows for t in r.input_ids[r.prompt_length :]
+    ]
+
+
+def gradients_after_one_step(tokenizer, micro_batch_size):
+    model = tiny_model(tokenizer)
+    config = CUTConfig(
+        finetuning="full", lam=1.0, batch_size=8, micro_batch_size=micro_batch_size, **FP32
+    )
+    items = items_for(tokenizer, NEGATIVES + POSITIVES + NEGATIVES[:2])
+    totals = accumulate_gradients(model, tokenizer, items, config, None, pad_id=0)
+    return {n: p.grad.clone() for n, p in model.named_parameters()}, totals
+
+
+def tiny_model(tokenizer, seed=0):
+    from tests.conftest import tiny_llama
+
+    return tiny_llama(len(tokenizer), seed=seed)
+
+
+def test_update_is_the_same_whatever_the_micro_batch_split(tokenizer):
+    reference, ref_totals = gradients_after_one_step(tokenizer, 8)
+    assert ref_totals.n_flagged > 0  # the unlikelihood term is part of the comparison
+    for micro in (4, 1):
+        grads, totals = gradients_after_one_step(tokenizer, micro)
+        assert totals.normalizer == ref_totals.normalizer
+        assert totals.n_flagged == ref_totals.n_flagged
+        for name, grad in grads.items():
+            torch.testing.assert_close(grad, reference[name], atol=2e-6, rtol=1e-4, msg=name)
+
+
+def plain_and_judged_logp(model, tokenizer, example):
+    item = items_for(tokenizer, [example])[0]
+    batch = collate([item], pad_token_id=0)
+    with torch.no_grad():
+        logp = response_logprobs(model, batch, 64)
+    kinds = batch.targets.kinds
+    return logp[kinds == RowKind.MISALIGN], logp[kinds == RowKind.ALIGN_N]
+
+
+def test_a_flagged_token_loses_probability_in_the_plain_context(tokenizer):
+    """Make the plain-context response likely first (MLE), so the unlikelihood gradient
+    p/(1-p) is large; then one CUT step with every token flagged must push it down."""
+    example = NEGATIVES[0]
+    positive = JudgedExample(example.instruction, example.response, "Perfect", Polarity.POSITIVE)
+    model = tiny_model(tokenizer)
+    memorise = CUTConfig(
+        finetuning="full", learning_rate=1e-2, epochs=40, batch_size=1, micro_batch_size=1, **FP32
+    )
+    model, _ = train_cut(model, tokenizer, [positive], memorise)
+    before_plain, _ = plain_and_judged_logp(model, tokenizer, example)
+    assert before_plain.exp().mean() > 0.5
+
+    step = CUTConfig(
+        finetuning="full",
+        learning_rate=1e-3,
+        lam=1e-9,
+        batch_size=1,
+        micro_batch_size=1,
+        max_grad_norm=None,
+        **FP32,
+    )
+    model, result = train_cut(model, tokenizer, [example], step)
+    after_plain, _ = plain_and_judged_logp(model, tokenizer, example)
+    assert result.steps[0].flagged_fraction == 1.0
+    assert after_plain.mean() < before_plain.mean()
+
+
+def test_an_align_n_token_gains_probability_in_the_judged_context(tokenizer):
+    model = tiny_model(tokenizer)
+    _, before_judged = plain_and_judged_logp(model, tokenizer, NEGATIVES[0])
+    config = CUTConfig(
+        finetuning="full", learning_rate=1e-3, batch_size=1, micro_batch_size=1, **FP32
+    )
+    model, _ = train_cut(model, tokenizer, NEGATIVES[:1], config)
+    _, after_judged = plain_and_judged_logp(model, tokenizer, NEGATIVES[0])
+    assert after_judged.mean() > before_judged.mean()
+
+
+def test_flagged_report_names_tokens_with_their_ratios(tokenizer):
+    model = tiny_model(tokenizer)
+    config = CUTConfig(finetuning="full", lam=1.0, **FP32)
+    _, result = train_cut(model, tokenizer, NEGATIVES + POSITIVES, config)
+    assert set(result.flagged) == {0, 1, 2, 3}  # negatives only, by example index
+    report = result.flagged[0]
+    assert report.response_length == len("It is 54.") + 1
+    assert len(report.positions) == len(report.token_ids) == len(report.texts) == len(report.ratios)
+    assert all(r > 1.0 for r in report.ratios)
+    assert all(
+        tokenizer.convert_ids_to_tokens(i) == t.strip() or t == " "
+        for i, t in zip(report.token_ids, report.texts, strict=True)
+    )
+
+
+@pytest.mark.parametrize("finetuning", ["full", "lora"])
+def test_saved_checkpoint_reloads_with_identical_logits(tokenizer, tmp_path, finetuning):
+    model = tiny_model(tokenizer)
+    config = CUTConfig(
+        finetuning=finetuning,
+        learning_rate=1e-2,
+        lora_target_modules=("gate_proj", "up_proj", "down_proj"),
+        **FP32,
+    )
+    model, result = train_cut(model, tokenizer, NEGATIVES + POSITIVES, config)
+    out = save_merged(model, tokenizer, tmp_path / "ckpt", config, step=len(result.steps))
+    merged = model.merge_and_unload() if finetuning == "lora" else model
+    reloaded = AutoModelForCausalLM.from_pretrained(out)
+    ids = torch.tensor([tokenizer("Capital of France?")["input_ids"]])
+    merged.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(ids).logits, merged(ids).logits, atol=0, rtol=0)
+    assert (out / METADATA_FILE).is_file() and (out / "model.safetensors").is_file()
+    assert not any(name.startswith("adapter") for name in (p.name for p in out.iterdir()))
+
+
+def test_resume_from_saved_state_matches_an_uninterrupted_run(tokenizer, tmp_path):
+    config = CUTConfig(
+        finetuning="full", batch_size=2, micro_batch_size=2, save_state_every=1, **FP32
+    )
+    data = NEGATIVES + POSITIVES + NEGATIVES  # 10 examples: 5 steps
+    straight, _ = train_cut(tiny_model(tokenizer), tokenizer, data, config)
+
+    class Crash(Exception):
+        pass
+
+    def crash_at_step_3(metrics):
+        if metrics.step == 3:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train_cut(
+            tiny_model(tokenizer),
+            tokenizer,
+            data,
+            config,
+            callback=crash_at_step_3,
+            state_dir=tmp_path,
+        )
+    resumed, result = train_cut(
+        tiny_model(tokenizer, seed=1), tokenizer, data, config, state_dir=tmp_path, resume=True
+    )
+    assert [m.step for m in result.steps] == [3, 4, 5]
+    for (name, a), b in zip(straight.named_parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_resume_refuses_a_state_saved_with_other_settings(tokenizer, tmp_path):
+    config = CUTConfig(
+        finetuning="full", batch_size=2, micro_batch_size=2, save_state_every=1, **FP32
+    )
+    train_cut(tiny_model(tokenizer), tokenizer, NEGATIVES, config, state_dir=tmp_path)
+    other = config.model_copy(update={"learning_rate": 1e-3})
+    with pytest.raises(ValueError, match="learning_rate"):
+        train_cut(
+            tiny_model(tokenizer), tokenizer, NEGATIVES, other, state_dir=tmp_path, resume=True
+        )
+
+
+def test_lora_trains_only_the_adapter(tokenizer):
+    model = prepare_for_training(tiny_model(tokenizer), CUTConfig(**FP32))
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert {n.split(".")[-4] for n in trainable} == {"gate_proj", "up_proj", "down_proj"}
