@@ -60,7 +60,7 @@ class CUTConfig(BaseModel):
         "auto", description="auto: bf16 autocast where bf16 matmuls are faster than fp32"
     )
     gradient_checkpointing: bool = False
-    logit_chunk_size: int = Field(1024, ge=1, description="positions per output-layer chunk")
+    logit_chunk_size: int = Field(256, ge=1, description="positions per output-layer chunk")
     save_state_every: int | None = Field(
         None, ge=1, description="optimizer steps between resumable training states"
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-DEFAULT_CHUNK_SIZE = 1024  # positions per chunk: a (chunk, V) fp32 block is ~200 MB at V=49k
+DEFAULT_CHUNK_SIZE = 256  # positions per chunk: a (chunk, V) fp32 block is ~50 MB at V=49k
 
 
 class _TargetLogProbs(torch.autograd.Function):
@@ -33,8 +33,11 @@ class _TargetLogProbs(torch.autograd.Function):
             for start in range(0, hidden.shape[0], chunk_size):
                 end = start + chunk_size
                 logits = (hidden[start:end].to(compute_dtype) @ w.T).float()  # (C, V)
-                logsumexp[start:end] = torch.logsumexp(logits, dim=-1)
                 target_logits[start:end] = logits.gather(1, targets[start:end, None]).squeeze(1)
+                # logsumexp in place: no (C, V) temporaries beyond `logits` itself
+                row_max = logits.amax(dim=-1, keepdim=True)
+                summed = logits.sub_(row_max).exp_().sum(dim=-1)
+                logsumexp[start:end] = summed.log_().add_(row_max.squeeze(1))
         ctx.save_for_backward(hidden, weight, targets, logsumexp)
         ctx.compute_dtype = compute_dtype
         ctx.chunk_size = chunk_size
@@ -62,8 +65,10 @@ class _TargetLogProbs(torch.autograd.Function):
                 grad_logits = grad_logits.to(dtype)
                 if grad_hidden is not None:
                     grad_hidden[start:end] = (grad_logits @ w).to(hidden.dtype)
-                if grad_weight is not None:
-                    grad_weight.add_(grad_logits.T @ h)  # accumulated in fp32
+                if grad_weight is not None and dtype == torch.float32:
+                    grad_weight.addmm_(grad_logits.T, h)  # no (V, H) temporary
+                elif grad_weight is not None:
+                    grad_weight.add_(grad_logits.T @ h)  # bf16 product, fp32 accumulator
         if grad_weight is not None:
             grad_weight = grad_weight.to(weight.dtype)
         return grad_hidden, grad_weight, None, None, None

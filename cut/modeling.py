@@ -49,13 +49,15 @@ def output_weight(model: nn.Module) -> torch.Tensor:
 def response_logprobs(model: nn.Module, batch: MicroBatch, chunk_size: int) -> torch.Tensor:
     """log p(target) at every response position of the micro-batch, (T,) fp32.
 
-    Runs the decoder once for all rows (Align-N and Misalign of a pair together) and
-    sends only the states that predict response tokens through the output layer."""
+    Runs the decoder once over the packed sequences (Align-N and Misalign of a pair
+    together, their shared prompt prefix once) and sends only the states that predict
+    response tokens through the output layer."""
     base = unwrap(model)
     device = output_weight(model).device
     hidden = base.get_decoder()(
         input_ids=batch.input_ids.to(device),
-        attention_mask=batch.attention_mask.to(device),
+        position_ids=batch.position_ids.to(device),
+        attention_mask=batch.attention_mask.to(device),  # 4-D: used as given
         use_cache=False,
     ).last_hidden_state  # (B, L, H)
     hidden = hidden.reshape(-1, hidden.shape[-1])[batch.hidden_index.to(device)]  # (T, H)

@@ -151,8 +151,9 @@ def train_cut(
     # --- optimizer and schedule -------------------------------------------------------
     steps = plan_steps(items, config)
     trainable = [p for p in model.parameters() if p.requires_grad]
+    # fused: one kernel per parameter group, no full-size temporaries at step time
     optimizer = torch.optim.AdamW(
-        trainable, lr=config.learning_rate, weight_decay=config.weight_decay
+        trainable, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
     )
     warmup = math.ceil(config.warmup_fraction * len(steps))
     scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, len(steps))

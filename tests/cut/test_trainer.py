@@ -11,7 +11,7 @@ from cut.config import CUTConfig
 from cut.examples import ExampleBuilder, JudgedExample, Polarity, RowKind
 from cut.loss import LossWeights, cut_loss
 from cut.modeling import prepare_for_training, response_logprobs
-from cut.templates import AlpacaTemplate
+from cut.templates import AlpacaTemplate, select_template
 from cut.trainer import accumulate_gradients, train_cut
 
 NEGATIVES = [
@@ -31,14 +31,27 @@ def items_for(tokenizer, examples, max_length=256):
     return ExampleBuilder(tokenizer, AlpacaTemplate(), max_length).build(examples).items
 
 
-def test_response_logprobs_match_full_model_logits(model, tokenizer):
-    items = items_for(tokenizer, NEGATIVES + POSITIVES)
+@pytest.mark.parametrize("chat", [False, True])
+def test_packed_logprobs_equal_each_row_run_on_its_own(model, chat, chat_tokenizer, tokenizer):
+    """Shared-prefix packing (chat: system turn + instruction shared by a pair's rows)
+    must give every response token the log-probability its own unpacked row gives."""
+    tok = chat_tokenizer if chat else tokenizer
+    template = select_template("auto", tok)
+    items = ExampleBuilder(tok, template, 256).build(NEGATIVES + POSITIVES).items
     batch = collate(items, pad_token_id=0)
     lean = response_logprobs(model, batch, chunk_size=16)
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    full = torch.log_softmax(logits.float(), -1).reshape(-1, logits.shape[-1])
-    expected = full[batch.hidden_index].gather(1, batch.target_ids[:, None]).squeeze(1)
-    torch.testing.assert_close(lean, expected, atol=1e-5, rtol=1e-5)
+
+    expected = []
+    for row in (row for item in items for row in item.rows):
+        ids = torch.tensor([row.input_ids])
+        logp = torch.log_softmax(model(input_ids=ids).logits.float()[0], -1)
+        targets = torch.tensor(row.input_ids[row.prompt_length :])
+        expected.append(logp[row.prompt_length - 1 : -1].gather(1, targets[:, None]).squeeze(1))
+    torch.testing.assert_close(lean, torch.cat(expected), atol=1e-5, rtol=1e-5)
+    row_tokens = sum(len(r.input_ids) for i in items for r in i.rows)
+    assert batch.n_tokens == row_tokens
+    if chat:  # the instruction sits in the shared prefix: stored once per pair
+        assert batch.n_packed_tokens < row_tokens - 4 * len("What is 7 x 8?")
 
 
 class BigramLM(nn.Module):
@@ -52,7 +65,7 @@ class BigramLM(nn.Module):
         self.head.weight = nn.Parameter(table.T.clone())  # one-hot @ table = table[row]
 
     def get_decoder(self):
-        def decode(input_ids, attention_mask, use_cache):
+        def decode(input_ids, **_):  # a bigram needs no positions or mask
             return type("Out", (), {"last_hidden_state": self.embed(input_ids)})
 
         return decode
