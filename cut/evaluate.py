@@ -11,10 +11,10 @@ from torch import nn
 
 from cut.batching import chunked, collate, response_token_count
 from cut.config import CUTConfig
-from cut.examples import ExampleBuilder, JudgedExample, RowKind
+from cut.examples import JudgedExample, RowKind
 from cut.loss import LossWeights, cut_loss
 from cut.modeling import response_logprobs
-from cut.templates import select_template
+from cut.trainer import example_builder
 
 
 @dataclass(frozen=True)
@@ -46,17 +46,15 @@ def measure(
     the current weights decide."""
     was_training = model.training
     model.eval()
-    template = select_template(config.template, tokenizer)
-    builder = ExampleBuilder(tokenizer, template, config.max_length, config.misalign_context)
+    builder = example_builder(tokenizer, config)
     items = builder.build(examples).items
     normalizer = response_token_count(items)
     weights = LossWeights(config.lam, config.alpha, config.gamma)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else builder.eos_token_id
     loss = 0.0
     by_kind: dict[RowKind, list[torch.Tensor]] = {kind: [] for kind in RowKind}
     flags: list[torch.Tensor] = []
     for micro in chunked(items, config.micro_batch_size):
-        batch = collate(micro, pad_id)
+        batch = collate(micro, builder.pad_token_id)
         logp = response_logprobs(model, batch, config.logit_chunk_size)
         out = cut_loss(logp, batch.targets, weights, normalizer)
         loss += float(out.loss)

@@ -104,6 +104,12 @@ class ExampleBuilder:
             raise ValueError("the tokenizer has no eos_token_id; CUT targets end with EOS")
         self.eos_token_id: int = eos
 
+    @property
+    def pad_token_id(self) -> int:
+        """Any valid id will do: padding is masked out of attention and is never a target."""
+        pad = getattr(self.tokenizer, "pad_token_id", None)
+        return self.eos_token_id if pad is None else pad
+
     def _encode(self, text: str, special: bool) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])  # type: ignore[operator]
 

@@ -41,6 +41,11 @@ logger = logging.getLogger(__name__)
 StepCallback = Callable[[StepMetrics], None]
 
 
+def example_builder(tokenizer, config: CUTConfig) -> ExampleBuilder:
+    template = select_template(config.template, tokenizer)
+    return ExampleBuilder(tokenizer, template, config.max_length, config.misalign_context)
+
+
 def plan_steps(items: Sequence[TrainingItem], config: CUTConfig) -> list[list[TrainingItem]]:
     """Every optimizer step's examples, all epochs, shuffled per epoch from the seed, so a
     resumed run sees exactly the batches it would have seen."""
@@ -127,8 +132,7 @@ def train_cut(
     `config.save_state_every` steps; `resume=True` continues from it."""
     # --- setup: seed, examples, model -----------------------------------------------
     torch.manual_seed(config.seed)
-    template = select_template(config.template, tokenizer)
-    builder = ExampleBuilder(tokenizer, template, config.max_length, config.misalign_context)
+    builder = example_builder(tokenizer, config)
     built = builder.build(examples)
     items = downsample_positives(built.items, config.align_p_ratio, config.seed)
     n_negative = sum(item.is_negative for item in items)
@@ -146,7 +150,6 @@ def train_cut(
     model = prepare_for_training(model, config)
     device = output_weight(model).device
     amp_dtype = autocast_dtype(config.precision, device)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else builder.eos_token_id
 
     # --- optimizer and schedule -------------------------------------------------------
     steps = plan_steps(items, config)
@@ -168,7 +171,9 @@ def train_cut(
         started = time.perf_counter()
         step_items = steps[index]
         # --- forward/backward per micro-batch; one normaliser for the whole step -------
-        totals = accumulate_gradients(model, tokenizer, step_items, config, amp_dtype, pad_id)
+        totals = accumulate_gradients(
+            model, tokenizer, step_items, config, amp_dtype, builder.pad_token_id
+        )
         result.flagged.update((r.example_index, r) for r in totals.flagged)
 
         # --- clip and step ------------------------------------------------------------
