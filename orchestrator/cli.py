@@ -20,6 +20,12 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Models cutloop can fetch without a model hub.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+db_app = typer.Typer(
+    help="The store's schema (Alembic). Database: $CUTLOOP_DATABASE_URL, default SQLite "
+    "under $CUTLOOP_HOME.",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
 
 
 @app.callback()
@@ -115,3 +121,33 @@ def train(
     except ValueError as error:
         raise fail(str(error)) from None
     print(directory)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Migrate the database up to REVISION (default: the newest)."""
+    from store.schema import upgrade
+
+    upgrade(revision=revision)
+    print(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")],
+) -> None:
+    """Migrate the database down to REVISION."""
+    from store.schema import downgrade
+
+    downgrade(revision=revision)
+    print(f"database at {revision}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's revision ('none' for an empty database)."""
+    from store.schema import current_revision
+
+    print(current_revision() or "none")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from orchestrator.home import cutloop_home
+from store.home import cutloop_home
 
 MANIFEST = "cutloop-model.json"
 

@@ -1,0 +1,103 @@
+"""Campaigns, rounds and the stage bookkeeping that makes resume possible."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from store.errors import StoreError, flush
+from store.models import Campaign, Round, RoundStage, RoundStatus, Stage, utcnow
+
+STAGE_ORDER = list(Stage)
+
+
+def create_campaign(session: Session, name: str, config: dict[str, Any]) -> Campaign:
+    """A new campaign; an existing one of that name must have the same config."""
+    existing = session.scalar(select(Campaign).where(Campaign.name == name))
+    if existing is not None:
+        if existing.config != config:
+            raise StoreError(f"campaign.config: campaign {name!r} exists with another config")
+        return existing
+    campaign = Campaign(name=name, config=config)
+    session.add(campaign)
+    flush(session, Campaign)
+    return campaign
+
+
+def campaign_by_name(session: Session, name: str) -> Campaign | None:
+    return session.scalar(select(Campaign).where(Campaign.name == name))
+
+
+def list_campaigns(session: Session) -> list[Campaign]:
+    return list(session.scalars(select(Campaign).order_by(Campaign.id)))
+
+
+def ensure_round(session: Session, campaign: Campaign, index: int) -> Round:
+    existing = session.scalar(
+        select(Round).where(Round.campaign_id == campaign.id, Round.index == index)
+    )
+    if existing is not None:
+        return existing
+    round_ = Round(campaign_id=campaign.id, index=index)
+    session.add(round_)
+    flush(session, Round)
+    return round_
+
+
+def claim_round(session: Session, round_id: int, worker: str) -> bool:
+    """Atomically make `worker` the round's runner; False when another already is.
+    One conditional UPDATE: of two racing claimers exactly one sees a row change."""
+    claimed = session.execute(
+        update(Round)
+        .where(Round.id == round_id, Round.claimed_by.is_(None))
+        .values(claimed_by=worker, claimed_at=utcnow(), status=RoundStatus.RUNNING)
+        .execution_options(synchronize_session=False)
+    )
+    return claimed.rowcount == 1
+
+
+def release_round(session: Session, round_id: int, worker: str) -> None:
+    session.execute(
+        update(Round)
+        .where(Round.id == round_id, Round.claimed_by == worker)
+        .values(claimed_by=None, claimed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def start_stage(session: Session, round_: Round, stage: Stage) -> RoundStage:
+    """Record that `stage` began (again, after a crash: the first start is kept)."""
+    if round_.stage != stage:
+        raise StoreError(f"round.stage: round {round_.id} is at {round_.stage}, not {stage}")
+    record = session.scalar(
+        select(RoundStage).where(RoundStage.round_id == round_.id, RoundStage.stage == stage)
+    )
+    if record is None:
+        record = RoundStage(round_id=round_.id, stage=stage)
+        session.add(record)
+        flush(session, RoundStage)
+    return record
+
+
+def complete_stage(session: Session, round_: Round, stage: Stage) -> Stage:
+    """Mark `stage` finished and move the round to the next one. Call it in the same
+    transaction that writes the stage's results: then a crash either keeps both or
+    neither, and a stage is never visible as complete without its results."""
+    record = start_stage(session, round_, stage)
+    record.finished_at = utcnow()
+    following = STAGE_ORDER[STAGE_ORDER.index(stage) + 1]
+    round_.stage = following
+    if following == Stage.DONE:
+        round_.status = RoundStatus.DONE
+        round_.finished_at = utcnow()
+    flush(session, Round)
+    return following
+
+
+def fail_round(session: Session, round_: Round, error: str) -> None:
+    round_.status = RoundStatus.FAILED
+    round_.error = error
+    round_.claimed_by = None
+    flush(session, Round)

@@ -1,0 +1,60 @@
+"""Every store test runs twice: on a SQLite file and on a fresh PostgreSQL database
+(127.0.0.1:5432, created for the run and dropped after). An unreachable PostgreSQL fails
+the run: it is part of the suite, not an optional extra."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.engine import make_engine, session_factory
+from store.schema import upgrade
+
+ADMIN_URL = os.environ.get(
+    "CUTLOOP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    try:
+        with psycopg.connect(ADMIN_URL, connect_timeout=5):
+            pass
+    except psycopg.OperationalError as error:
+        pytest.fail(f"PostgreSQL is not reachable at {ADMIN_URL} ({error}); .ci/run starts it")
+    return ADMIN_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cutloop.db'}"
+        return
+    admin = request.getfixturevalue("postgres_server")
+    name = f"cutloop_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def engine(db_url) -> Iterator[Engine]:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine) -> sessionmaker[Session]:
+    return session_factory(engine)

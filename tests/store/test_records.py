@@ -1,0 +1,108 @@
+import pytest
+from sqlalchemy import func, select
+
+from store.campaigns import campaign_by_name, create_campaign, ensure_round
+from store.errors import ConflictError, StoreError
+from store.models import Generation, Judgment, JudgmentStatus, Prompt
+from store.results import (
+    add_generations,
+    add_judgments,
+    add_prompts,
+    ok_judgments,
+    take_unused_prompts,
+)
+from tests.store.factories import (
+    campaign_with_round,
+    generation_rows,
+    judgment_row,
+    seeded_generations,
+)
+
+
+def count(session, model) -> int:
+    return session.scalar(select(func.count()).select_from(model))
+
+
+def test_generations_are_idempotent_per_round_prompt_sample(sessions):
+    with sessions.begin() as s:
+        _, round_, prompt_ids = campaign_with_round(s)
+        first = add_generations(s, generation_rows(round_.id, prompt_ids))
+    with sessions.begin() as s:  # a resumed stage writes the same rows again
+        again = add_generations(s, generation_rows(round_.id, prompt_ids))
+        assert again == first
+        assert count(s, Generation) == 3
+
+
+def test_a_different_value_for_a_stored_key_is_a_conflict_and_nothing_commits(sessions):
+    with sessions.begin() as s:
+        _, round_, prompt_ids = campaign_with_round(s)
+        add_generations(s, generation_rows(round_.id, prompt_ids))
+    conflict = pytest.raises(ConflictError, match=r"generation\.text: .* refusing to overwrite")
+    with conflict, sessions.begin() as s:
+        create_campaign(s, "other", {})
+        add_generations(s, generation_rows(round_.id, prompt_ids, text="changed"))
+    with sessions() as s:
+        assert campaign_by_name(s, "other") is None  # the whole transaction rolled back
+        assert {g.text for g in s.scalars(select(Generation))} == {
+            f"answer {i}" for i in prompt_ids
+        }
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"sample_index": -1}, "sample_index"),
+        ({"text": None}, "text"),
+        ({"prompt_id": 10_000}, "generation"),  # foreign key: no such prompt
+    ],
+)
+def test_constraint_violations_name_entity_and_field(sessions, change, field):
+    with sessions.begin() as s:
+        _, round_, prompt_ids = campaign_with_round(s)
+    with pytest.raises(StoreError, match=field) as raised, sessions.begin() as s:
+        create_campaign(s, "other", {})
+        add_generations(s, [generation_rows(round_.id, prompt_ids)[0] | change])
+    assert "generation" in str(raised.value)
+    with sessions() as s:
+        assert campaign_by_name(s, "other") is None and count(s, Generation) == 0
+
+
+def test_one_ok_judgment_per_generation_and_judge_failures_kept_apart(sessions):
+    with sessions.begin() as s:
+        _, round_, gen_ids = seeded_generations(s)
+        failed = judgment_row(gen_ids[0], status=JudgmentStatus.FAILED)
+        ids = add_judgments(s, [failed, failed, *(judgment_row(g) for g in gen_ids)])
+        assert len(set(ids)) == 5  # two failed attempts are two records
+    with sessions.begin() as s:
+        again = add_judgments(s, [judgment_row(g) for g in gen_ids])
+        assert again == ids[2:]
+        assert count(s, Judgment) == 5
+        usable = ok_judgments(s, round_.id, "rules")
+        assert [j.status for _, j in usable] == [JudgmentStatus.OK] * 3
+    with pytest.raises(ConflictError, match=r"judgment\.text"), sessions.begin() as s:
+        add_judgments(s, [judgment_row(gen_ids[0], text="Wrong: it is 56.")])
+
+
+def test_an_ok_judgment_needs_text_and_a_failed_one_an_error(sessions):
+    with sessions.begin() as s:
+        _, _, gen_ids = seeded_generations(s)
+    for bad in (
+        judgment_row(gen_ids[0], text=None),
+        judgment_row(gen_ids[0], status=JudgmentStatus.FAILED, error=None),
+    ):
+        with pytest.raises(StoreError, match="judgment"), sessions.begin() as s:
+            add_judgments(s, [bad])
+
+
+def test_prompts_are_not_reused_across_rounds_and_resume_gets_the_same(sessions):
+    with sessions.begin() as s:
+        campaign, round0, _ = campaign_with_round(s, n_prompts=5)
+        first = [p.id for p in take_unused_prompts(s, round0, 3)]
+    with sessions.begin() as s:
+        round0 = s.merge(round0)
+        assert [p.id for p in take_unused_prompts(s, round0, 3)] == first  # resume
+        round1 = ensure_round(s, campaign, 1)
+        second = [p.id for p in take_unused_prompts(s, round1, 3)]
+        assert len(second) == 2 and not set(second) & set(first)
+        assert add_prompts(s, campaign.id, ["instruction 0"], "test", "train") == [first[0]]
+        assert count(s, Prompt) == 5

@@ -1,0 +1,74 @@
+import pytest
+
+from store.errors import ConflictError, StoreError
+from store.evals import add_eval_items, finish_eval_run, start_eval_run
+from store.models import CheckpointKind, EvalRun, TrainingRun
+from store.training import (
+    add_checkpoint,
+    add_flagged_tokens,
+    add_training_steps,
+    finish_training_run,
+    latest_checkpoint,
+    start_training_run,
+)
+from tests.store.factories import seeded_generations
+
+STEP = {
+    "loss": 1.2,
+    "mle_loss": 1.0,
+    "unlikelihood_loss": 0.2,
+    "n_flagged": 3,
+    "flagged_fraction": 0.1,
+    "tokens_per_s": 180.0,
+    "learning_rate": 4e-4,
+    "grad_norm": 0.9,
+}
+
+
+def test_training_run_steps_flags_and_checkpoints(sessions):
+    with sessions.begin() as s:
+        campaign, round_, gen_ids = seeded_generations(s)
+        run = start_training_run(s, round_.id, {"lambda": 1.1})
+        add_training_steps(s, run.id, [{"step": 1, **STEP}, {"step": 2, **STEP}])
+        flags = {
+            "generation_id": gen_ids[0],
+            "positions": [2, 5],
+            "token_ids": [11, 42],
+            "ratios": [1.5, 3.0],
+        }
+        add_flagged_tokens(s, run.id, [flags])
+        v0 = add_checkpoint(s, campaign.id, 0, "/ckpt/v0", "a" * 64, CheckpointKind.FULL)
+        v1 = add_checkpoint(
+            s, campaign.id, 1, "/ckpt/v1", "b" * 64, CheckpointKind.FULL, parent_id=v0
+        )
+        finish_training_run(s, run, v1)
+    with sessions.begin() as s:  # a restarted round continues the same run, steps idempotent
+        again = start_training_run(s, round_.id, {"lambda": 1.1})
+        assert again.id == run.id
+        add_training_steps(s, run.id, [{"step": 2, **STEP}])
+        assert [st.step for st in s.get(TrainingRun, run.id).steps] == [1, 2]
+        assert latest_checkpoint(s, campaign.id).version == 1
+        assert latest_checkpoint(s, campaign.id).parent.location == "/ckpt/v0"
+        with pytest.raises(StoreError, match="hyperparameters"):
+            start_training_run(s, round_.id, {"lambda": 2.0})
+    with pytest.raises(ConflictError, match=r"checkpoint\.sha256"), sessions.begin() as s:
+        add_checkpoint(s, campaign.id, 1, "/ckpt/v1", "c" * 64, CheckpointKind.FULL)
+
+
+def test_eval_items_are_unique_per_instruction_and_summary_is_kept(sessions):
+    with sessions.begin() as s:
+        _, round_, _ = seeded_generations(s)
+        run = start_eval_run(s, round_.id, "held-out", "rules", "round-0")
+        items = [
+            {"instruction": f"q{i}", "output": "o", "reference_output": "r", "preference": 2.0}
+            for i in range(4)
+        ]
+        ids = add_eval_items(s, run.id, items)
+        assert add_eval_items(s, run.id, items[:2]) == ids[:2]
+        finish_eval_run(s, run, win_rate=75.0, standard_error=21.6, n=4, avg_length=1.0)
+    with sessions() as s:
+        stored = s.get(EvalRun, run.id)
+        assert (stored.win_rate, stored.n, len(stored.items)) == (75.0, 4, 4)
+        assert start_eval_run(s, round_.id, "held-out", "rules", "round-0").id == run.id
+    with pytest.raises(StoreError, match="win_rate"), sessions.begin() as s:
+        finish_eval_run(s, s.get(EvalRun, run.id), win_rate=140.0)
