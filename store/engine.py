@@ -43,7 +43,7 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
 def make_engine(url: str | None = None) -> Engine:
     url = _normalise(url or database_url())
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_engine(url)
         event.listen(engine, "connect", _configure_sqlite)
         return engine
     return create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)

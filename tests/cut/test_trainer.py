@@ -139,11 +139,12 @@ def test_prompt_tokens_never_contribute_loss(tokenizer):
     ]
 
 
-def gradients_after_one_step(tokenizer, micro_batch_size):
+def gradients_after_one_step(tokenizer, micro_batch_size, **variant):
     model = tiny_model(tokenizer)
     config = CUTConfig(
-        finetuning="full", lam=1.0, batch_size=8, micro_batch_size=micro_batch_size, **FP32
-    )
+        finetuning="full", lam=1.0, batch_size=8, micro_batch_size=micro_batch_size,
+        **FP32, **variant,
+    )  # fmt: skip
     items = items_for(tokenizer, NEGATIVES + POSITIVES + NEGATIVES[:2])
     totals = accumulate_gradients(model, tokenizer, items, config, None, pad_id=0)
     return {n: p.grad.clone() for n, p in model.named_parameters()}, totals
@@ -155,11 +156,15 @@ def tiny_model(tokenizer, seed=0):
     return tiny_llama(len(tokenizer), seed=seed)
 
 
-def test_update_is_the_same_whatever_the_micro_batch_split(tokenizer):
-    reference, ref_totals = gradients_after_one_step(tokenizer, 8)
+@pytest.mark.parametrize(
+    "variant",
+    [{}, {"gamma": 0.5}, {"misalign_context": "fake_positive"}, {"alpha": 0.5}],
+)
+def test_update_is_the_same_whatever_the_micro_batch_split(tokenizer, variant):
+    reference, ref_totals = gradients_after_one_step(tokenizer, 8, **variant)
     assert ref_totals.n_flagged > 0  # the unlikelihood term is part of the comparison
     for micro in (4, 1):
-        grads, totals = gradients_after_one_step(tokenizer, micro)
+        grads, totals = gradients_after_one_step(tokenizer, micro, **variant)
         assert totals.normalizer == ref_totals.normalizer
         assert totals.n_flagged == ref_totals.n_flagged
         for name, grad in grads.items():
