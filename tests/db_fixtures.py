@@ -1,6 +1,6 @@
-"""Every store test runs twice: on a SQLite file and on a fresh PostgreSQL database
-(127.0.0.1:5432, created for the run and dropped after). An unreachable PostgreSQL fails
-the run: it is part of the suite, not an optional extra."""
+"""Database fixtures: a test using them runs twice, on a SQLite file and on a fresh
+PostgreSQL database (127.0.0.1:5432, created for the test and dropped after). An
+unreachable PostgreSQL fails the run: it is part of the suite, not an optional extra."""
 
 from __future__ import annotations
 

@@ -1,0 +1,114 @@
+"""Chat-completion calls to GPT-4 or any OpenAI-compatible endpoint, shared by the
+judge and the pairwise annotator: bounded concurrency, the client's own retries (429
+with Retry-After, 5xx, timeouts, connection errors; exponential backoff with jitter), a
+per-call timeout, and a call/token budget. The API key is read from the environment and
+scrubbed from every error message, so it never reaches logs or storage."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+logger = logging.getLogger(__name__)
+
+
+class EndpointConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field("gpt-4", description="model name the endpoint serves")
+    base_url: str | None = Field(None, description="None: OpenAI; else e.g. a vLLM server /v1")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable with the key")
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(512, ge=1, description="per reply")
+    timeout_s: float = Field(60.0, gt=0, description="per attempt")
+    max_retries: int = Field(5, ge=0, description="retries of 429/5xx/timeouts/connection errors")
+    concurrency: int = Field(32, ge=1, description="calls in flight at once")
+    max_calls: int | None = Field(None, ge=0, description="budget: calls for this judge's life")
+    max_total_tokens: int | None = Field(None, ge=0, description="budget: prompt + reply tokens")
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    text: str | None  # None when the call failed
+    error: str | None
+    latency_s: float
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+class ChatCaller:
+    """Makes chat calls within a budget. Use `async with` around a batch."""
+
+    def __init__(self, config: EndpointConfig) -> None:
+        self.config = config
+        self._api_key = os.environ.get(config.api_key_env)
+        if self._api_key is None and config.base_url is None:
+            raise ValueError(f"api_key_env: environment variable {config.api_key_env} is not set")
+        self.calls = 0
+        self.total_tokens = 0
+
+    def scrub(self, message: str) -> str:
+        return message.replace(self._api_key, "***") if self._api_key else message
+
+    def budget_left(self) -> str | None:
+        """Why no further call may be made, or None."""
+        c = self.config
+        if c.max_calls is not None and self.calls >= c.max_calls:
+            return f"budget exhausted: max_calls={c.max_calls} reached"
+        if c.max_total_tokens is not None and self.total_tokens >= c.max_total_tokens:
+            return f"budget exhausted: max_total_tokens={c.max_total_tokens} reached"
+        return None
+
+    async def __aenter__(self) -> ChatCaller:
+        from openai import AsyncOpenAI
+
+        self._client = AsyncOpenAI(
+            base_url=self.config.base_url,
+            api_key=self._api_key or "unused",
+            max_retries=self.config.max_retries,
+            timeout=self.config.timeout_s,
+        )
+        self._slots = asyncio.Semaphore(self.config.concurrency)
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self._client.close()
+
+    async def chat(self, messages: list[dict[str, str]]) -> ChatReply:
+        async with self._slots:
+            exhausted = self.budget_left()
+            if exhausted:
+                return ChatReply(None, exhausted, 0.0)
+            self.calls += 1
+            started = time.perf_counter()
+            try:
+                completion = await self._client.chat.completions.create(
+                    model=self.config.model,
+                    messages=messages,
+                    temperature=self.config.temperature,
+                    max_tokens=self.config.max_tokens,
+                )
+            except Exception as error:  # any failure is recorded, never raised
+                return self._failure(f"{type(error).__name__}: {error}", started)
+            usage = getattr(completion, "usage", None)
+            tokens_in = getattr(usage, "prompt_tokens", 0) or 0
+            tokens_out = getattr(usage, "completion_tokens", 0) or 0
+            self.total_tokens += tokens_in + tokens_out
+            choices = getattr(completion, "choices", None)
+            if not choices:
+                return self._failure("malformed reply: no choices", started)
+            text = (choices[0].message.content or "").strip() if choices[0].message else ""
+            if not text:
+                return self._failure("malformed reply: empty message content", started)
+            latency = time.perf_counter() - started
+            return ChatReply(text, None, latency, tokens_in, tokens_out)
+
+    def _failure(self, reason: str, started: float) -> ChatReply:
+        reason = self.scrub(reason)
+        logger.warning("judge call failed: %s", reason)
+        return ChatReply(None, reason, time.perf_counter() - started)

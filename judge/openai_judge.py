@@ -1,0 +1,81 @@
+"""The paper's GPT-4 judge, for OpenAI or any OpenAI-compatible endpoint (cut-spec.md):
+a judgment is positive when it starts with the word "perfect"."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from pydantic import Field
+
+from cut.examples import polarity_of
+from judge.base import JudgeRequest, JudgmentResult
+from judge.cache import JudgmentCache, cache_key
+from judge.openai_client import ChatCaller, EndpointConfig
+
+PAPER_SYSTEM_PROMPT = (
+    "Below is an instruction that describes a task and a potential response. Evaluate the "
+    "response and provide valuable judgments to the response. If the response is perfect, "
+    "please only reply with 'perfect'. Otherwise, please indicate precisely what mistakes "
+    "it has."
+)
+PAPER_USER_TEMPLATE = "### Instruction: {instruction}\n\n### Response: {response}"
+
+
+class OpenAIJudgeConfig(EndpointConfig):
+    name: str = Field("openai", description="judge name stored with each judgment")
+    system_prompt: str = PAPER_SYSTEM_PROMPT
+    user_template: str = Field(PAPER_USER_TEMPLATE, description="{instruction}, {response}")
+
+
+class OpenAIJudge:
+    def __init__(self, config: OpenAIJudgeConfig, cache: JudgmentCache | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self.cache = cache if cache is not None else JudgmentCache()
+        self.caller = ChatCaller(config)  # one budget for the judge's whole life
+        self._template = f"{config.system_prompt}\n\x00\n{config.user_template}"
+
+    def judge(
+        self,
+        requests: list[JudgeRequest],
+        on_result: Callable[[JudgmentResult], None] | None = None,
+    ) -> list[JudgmentResult]:
+        return asyncio.run(self.ajudge(requests, on_result))
+
+    async def ajudge(
+        self,
+        requests: list[JudgeRequest],
+        on_result: Callable[[JudgmentResult], None] | None = None,
+    ) -> list[JudgmentResult]:
+        async with self.caller:
+            return list(await asyncio.gather(*(self._one(r, on_result) for r in requests)))
+
+    async def _one(self, request: JudgeRequest, on_result) -> JudgmentResult:
+        key = cache_key(self._template, self.config.model, request.instruction, request.response)
+        result = self.cache.get(key, self.name)
+        if result is None:
+            messages = [
+                {"role": "system", "content": self.config.system_prompt},
+                {
+                    "role": "user",
+                    "content": self.config.user_template.format(
+                        instruction=request.instruction, response=request.response
+                    ),
+                },
+            ]
+            reply = await self.caller.chat(messages)
+            extra = {
+                "judge_model": self.config.model,
+                "latency_s": reply.latency_s,
+                "tokens_in": reply.tokens_in,
+                "tokens_out": reply.tokens_out,
+            }
+            if reply.text is None:
+                result = JudgmentResult.failed(self.name, reply.error or "unknown error", **extra)
+            else:
+                result = JudgmentResult.ok(self.name, reply.text, polarity_of(reply.text), **extra)
+                self.cache.put(key, result)
+        if on_result is not None:
+            on_result(result)
+        return result

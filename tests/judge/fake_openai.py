@@ -1,0 +1,121 @@
+"""An OpenAI-compatible chat-completions server for tests and benchmarks, on 127.0.0.1.
+
+Replies depend on markers in the user message, so each request's fate is known
+whatever the order in which concurrent requests arrive:
+- `[[good]]` in the message: the reply is "Perfect."; otherwise a negative judgment.
+- `[[fault:KIND:N]]`: the first N attempts for that message fail with KIND, later ones
+  succeed; N = `always` never succeeds. KIND: `500`, `429` (with Retry-After:
+  `retry_after_s`), `hang` (longer than any client timeout), `empty` (no choices),
+  `badjson` (a body that is not JSON), `echo` (a 400 whose message repeats the
+  Authorization header, as careless servers do).
+Every request is recorded (message, time, Authorization header) for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+FAULT = re.compile(r"\[\[fault:(?P<kind>\w+):(?P<count>\w+)\]\]")
+NEGATIVE = "The answer is wrong: 7 x 8 is 56, not 54."
+
+
+@dataclass
+class Recorded:
+    content: str
+    at: float
+    authorization: str | None
+
+
+@dataclass
+class FakeOpenAI:
+    latency_s: float = 0.0
+    retry_after_s: float = 0.3
+    hang_s: float = 5.0
+    requests: list[Recorded] = field(default_factory=list)
+    attempts: Counter = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.app = FastAPI()
+        self.app.post("/v1/chat/completions")(self._complete)
+
+    async def _complete(self, request: Request) -> Response:
+        body = await request.json()
+        content = "\n".join(m["content"] for m in body["messages"])
+        self.requests.append(
+            Recorded(content, time.monotonic(), request.headers.get("authorization"))
+        )
+        self.attempts[content] += 1
+        await asyncio.sleep(self.latency_s)
+        fault = FAULT.search(content)
+        if fault and (fault["count"] == "always" or self.attempts[content] <= int(fault["count"])):
+            return await self._fail(fault["kind"], request.headers.get("authorization"))
+        text = "Perfect." if "[[good]]" in content else NEGATIVE
+        return JSONResponse(self._completion(body["model"], content, [text]))
+
+    async def _fail(self, kind: str, authorization: str | None) -> Response:
+        if kind == "500":
+            return JSONResponse({"error": {"message": "internal error"}}, status_code=500)
+        if kind == "429":
+            headers = {"retry-after": str(self.retry_after_s)}
+            return JSONResponse(
+                {"error": {"message": "slow down"}}, status_code=429, headers=headers
+            )
+        if kind == "hang":
+            await asyncio.sleep(self.hang_s)
+            return JSONResponse({"error": {"message": "too late"}}, status_code=500)
+        if kind == "empty":
+            return JSONResponse(self._completion("m", "", []))
+        if kind == "badjson":
+            return Response("{not json", media_type="application/json")
+        if kind == "echo":  # a careless server that repeats the credentials it was sent
+            message = f"invalid request from {authorization}"
+            return JSONResponse({"error": {"message": message}}, status_code=400)
+        raise ValueError(f"unknown fault {kind}")
+
+    @staticmethod
+    def _completion(model: str, prompt: str, texts: list[str]) -> dict:
+        return {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "choices": [
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": t},
+                    "finish_reason": "stop",
+                }
+                for i, t in enumerate(texts)
+            ],
+            "usage": {
+                "prompt_tokens": len(prompt) // 4,
+                "completion_tokens": sum(len(t) // 4 for t in texts),
+                "total_tokens": len(prompt) // 4 + sum(len(t) // 4 for t in texts),
+            },
+        }
+
+    def __enter__(self) -> FakeOpenAI:
+        # bound and listening before the server thread starts: clients never race it
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1024)
+        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+        config = uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=1)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]})
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
