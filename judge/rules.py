@@ -1,0 +1,502 @@
+"""Verifiable-instruction constraints in the spirit of IFEval, each with a checker that
+says precisely what is wrong and where.
+
+`violation(response)` returns None when the constraint holds, else one sentence a model
+can learn from, e.g. 'The response uses commas ("sea, sky") although the instruction
+forbids commas.' `describe()` is the sentence added to the instruction; `sample(rng)`
+draws parameters for the instruction generator.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from typing import ClassVar
+
+WORD = re.compile(r"[A-Za-z0-9'’-]+")
+SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+BULLET = re.compile(r"^\s*[*-]\s+\S", re.MULTILINE)
+KEYWORDS = ("river", "light", "future", "garden", "signal", "balance", "memory", "engine",
+            "harvest", "bridge", "silence", "pattern")  # fmt: skip
+FILLER_WORDS = ("very", "really", "basically", "actually", "just", "thing")
+ENDINGS = ("Is there anything else I can help with?", "That is all for today.",
+           "Let me know what you think.")  # fmt: skip
+
+
+def excerpt(text: str, start: int, end: int, margin: int = 8) -> str:
+    """The matched span with a few characters either side, on one line."""
+    left, right = max(0, start - margin), min(len(text), end + margin)
+    return " ".join(text[left:right].split())
+
+
+def count_words(text: str) -> int:
+    return len(WORD.findall(text))
+
+
+@dataclass(frozen=True)
+class Constraint:
+    kind: ClassVar[str]
+    group: ClassVar[str]  # at most one constraint of a group per instruction
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def violation(self, response: str) -> str | None:
+        raise NotImplementedError
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Constraint:
+        return cls()
+
+
+@dataclass(frozen=True)
+class AllLowercase(Constraint):
+    kind, group = "all_lowercase", "case"
+
+    def describe(self) -> str:
+        return "Your entire response must be in lowercase letters; no capital letters are allowed."
+
+    def violation(self, response: str) -> str | None:
+        match = re.search(r"[A-Z]", response)
+        if not match:
+            return None
+        snippet = excerpt(response, match.start(), match.end())
+        return f'The response uses capital letters ("{snippet}") although the instruction asks for all lowercase letters.'
+
+
+@dataclass(frozen=True)
+class AllUppercase(Constraint):
+    kind, group = "all_uppercase", "case"
+
+    def describe(self) -> str:
+        return "Your entire response must be in English capital letters only."
+
+    def violation(self, response: str) -> str | None:
+        match = re.search(r"[a-z]", response)
+        if not match:
+            return None
+        snippet = excerpt(response, match.start(), match.end())
+        return f'The response uses lowercase letters ("{snippet}") although the instruction asks for capital letters only.'
+
+
+@dataclass(frozen=True)
+class CapitalWordLimit(Constraint):
+    kind, group = "capital_word_limit", "case"
+    limit: int = 2
+
+    def describe(self) -> str:
+        return f"Use at most {self.limit} words written entirely in capital letters."
+
+    def violation(self, response: str) -> str | None:
+        capitals = [w for w in WORD.findall(response) if len(w) > 1 and w.isupper()]
+        if len(capitals) <= self.limit:
+            return None
+        shown = ", ".join(f'"{w}"' for w in capitals[:4])
+        return f"The response has {len(capitals)} all-capital words ({shown}), more than the allowed {self.limit}."
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Constraint:
+        return cls(rng.randint(1, 3))
+
+
+@dataclass(frozen=True)
+class NoCommas(Constraint):
+    kind, group = "no_commas", "punctuation"
+
+    def describe(self) -> str:
+        return "Do not use any commas in your response."
+
+    def violation(self, response: str) -> str | None:
+        index = response.find(",")
+        if index < 0:
+            return None
+        snippet = excerpt(response, index, index + 1, margin=4)
+        return f'The response uses commas ("{snippet}") although the instruction forbids commas.'
+
+
+@dataclass(frozen=True)
+class NoExclamation(Constraint):
+    kind, group = "no_exclamation", "punctuation"
+
+    def describe(self) -> str:
+        return "Do not use any exclamation marks."
+
+    def violation(self, response: str) -> str | None:
+        index = response.find("!")
+        if index < 0:
+            return None
+        snippet = excerpt(response, index, index + 1)
+        return f'The response uses an exclamation mark ("{snippet}") although the instruction forbids them.'
+
+
+@dataclass(frozen=True)
+class BulletPoints(Constraint):
+    kind, group = "bullet_points", "structure"
+    n: int = 3
+
+    def describe(self) -> str:
+        return f"Your answer must contain exactly {self.n} bullet points, using markdown bullets such as:\n* This is a point."
+
+    def violation(self, response: str) -> str | None:
+        found = len(BULLET.findall(response))
+        if found == self.n:
+            return None
+        return (
+            f"The response has {found} bullet points but the instruction asks for exactly {self.n}."
+        )
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Constraint:
+        return cls(rng.randint(2, 5))
+
+
+@dataclass(frozen=True)
+class Paragraphs(Constraint):
+    kind, group = "paragraphs", "structure"
+    n: int = 3
+
+    def describe(self) -> str:
+        return f"There should be exactly {self.n} paragraphs, separated from each other by the markdown divider ***."
+
+    def violation(self, response: str) -> str | None:
+        parts = [p for p in re.split(r"\s*\*\*\*\s*", response) if p.strip()]
+        if len(parts) == self.n and response.count("***") == self.n - 1:
+            return None
+        return f"The response has {len(parts)} paragraphs separated by *** but the instruction asks for exactly {self.n}."
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Constraint:
+        return cls(rng.randint(2, 4))
+
+
+@dataclass(frozen=True)
+class Sections(Constraint):
+    kind, group = "sections", "structure"
+    n: int = 2
+
+    def describe(self) -> str:
+        return f"Your response must have {self.n} sections. Mark the beginning of each section with SECTION X, such as: SECTION 1."
+
+    def violation(self, response: str) -> str | None:
+        found = len(re.findall(r"\bSECTION\s+\d+", response))
+        if found == self.n:
+            return None
+        return f"The response marks {found} sections with SECTION X but the instruction asks for {self.n}."
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Constraint:
+        return cls(rng.randint(2, 4))
+
+
+@dataclass(frozen=True)
+class Highlights(Constraint):
+    kind, group = "highlights", "markup"
+    n: int = 2
+
+    def describe(self) -> str:
+        return f"Highlight at least {self.n} sections of your answer with markdown, i.e. *highlighted section*."
+
+    def violation(self, response: str) -> str | None:
+        found = len(re.findall(r"(?<!\*)\*[^\n*]+\*(?!\*)", response))
+        if found >= self.n:
+            return None
+        return f"The response has {found} *highlighted* sections; the instruction asks for at least {self.n}."
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Constraint:
+        return cls(rng.randint(1, 3))
+
+
+@dataclass(frozen=True)
+class Title(Constraint):
+    kind, group = "title", "markup"
+
+    def describe(self) -> str:
+        return "Your answer must contain a title, wrapped in double angular brackets, such as <<poem of joy>>."
+
+    def violation(self, response: str) -> str | None:
+        if re.search(r"<<[^<>\n]+>>", response):
+            return None
+        return (
+            "The response has no title wrapped in double angular brackets, such as <<poem of joy>>."
+        )
+
+
+@dataclass(frozen=True)
+class Placeholders(Constraint):
+    kind, group = "placeholders", "markup"
+    n: int = 2
+
+    def describe(self) -> str:
+        return f"The response must contain at least {self.n} placeholders in square brackets, such as [address]."
+
+    def violation(self, response: str) -> str | None:
+        found = len(re.findall(r"\[[^\[\]\n]+\]", response))
+        if found >= self.n:
+            return None
+        return f"The response has {found} placeholders in square brackets; the instruction asks for at least {self.n}."
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Constraint:
+        return cls(rng.randint(1, 3))
+
+
+@dataclass(frozen=True)
+class MaxWords(Constraint):
+    kind, group = "max_words", "length"
+    limit: int = 100
+
+    def describe(self) -> str:
+        return f"Answer with at most {self.limit} words."
+
+    def violation(self, response: str) -> str | None:
+        n = count_words(response)
+        if n <= self.limit:
+            return None
+        return f"The response has {n} words, more than the limit of {self.limit}."
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Constraint:
+        return cls(rng.choice((30, 50, 80, 120)))
+
+
+@dataclass(frozen=True)
+class MinWords(Constraint):
+    kind, group = "min_words", "length"
+    minimum: int = 100
+
+    def describe(self) -> str:
+        return f"Answer with at least {self.minimum} words."
+
+    def violation(self, response: str) -> str | None:
+        n = count_words(response)
+        if n >= self.minimum:
+            return None
+        return f"The response has {n} words, fewer than the required {self.minimum}."
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Constraint:
+        return cls(rng.choice((40, 80, 150)))
+
+
+@dataclass(frozen=True)
+class MaxSentences(Constraint):
+    kind, group = "max_sentences", "length"
+    limit: int = 3
+
+    def describe(self) -> str:
+        return f"Your response should contain at most {self.limit} sentences."
+
+    def violation(self, response: str) -> str | None:
+        n = len(SENTENCE_END.findall(response.strip() + " "))
+        if n <= self.limit:
+            return None
+        return f"The response has {n} sentences, more than the limit of {self.limit}."
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Constraint:
+        return cls(rng.randint(2, 5))
+
+
+@dataclass(frozen=True)
+class IncludeKeywords(Constraint):
+    kind, group = "include_keywords", "lexical"
+    keywords: tuple[str, ...] = ("river",)
+
+    def describe(self) -> str:
+        return (
+            "Include the keywords "
+            + ", ".join(f'"{k}"' for k in self.keywords)
+            + " in the response."
+        )
+
+    def violation(self, response: str) -> str | None:
+        missing = [
+            k for k in self.keywords if not re.search(rf"\b{re.escape(k)}\b", response, re.I)
+        ]
+        if not missing:
+            return None
+        shown = ", ".join(f'"{k}"' for k in missing)
+        noun = "keyword" if len(missing) == 1 else "keywords"
+        return f"The response does not mention the {noun} {shown} that the instruction requires."
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Constraint:
+        return cls(tuple(rng.sample(KEYWORDS, rng.randint(1, 2))))
+
+
+@dataclass(frozen=True)
+class ForbiddenWords(Constraint):
+    kind, group = "forbidden_words", "lexical"
+    words: tuple[str, ...] = ("very",)
+
+    def describe(self) -> str:
+        return (
+            "Do not include the words "
+            + ", ".join(f'"{w}"' for w in self.words)
+            + " in the response."
+        )
+
+    def violation(self, response: str) -> str | None:
+        for word in self.words:
+            match = re.search(rf"\b{re.escape(word)}\b", response, re.I)
+            if match:
+                snippet = excerpt(response, match.start(), match.end())
+                return f'The response uses the forbidden word "{word}" ("{snippet}").'
+        return None
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Constraint:
+        return cls(tuple(rng.sample(FILLER_WORDS, 2)))
+
+
+@dataclass(frozen=True)
+class KeywordFrequency(Constraint):
+    kind, group = "keyword_frequency", "lexical"
+    word: str = "light"
+    n: int = 3
+
+    def describe(self) -> str:
+        return f'The word "{self.word}" should appear at least {self.n} times.'
+
+    def violation(self, response: str) -> str | None:
+        found = len(re.findall(rf"\b{re.escape(self.word)}\b", response, re.I))
+        if found >= self.n:
+            return None
+        return f'The word "{self.word}" appears {found} times; the instruction asks for at least {self.n}.'
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Constraint:
+        return cls(rng.choice(KEYWORDS), rng.randint(2, 4))
+
+
+@dataclass(frozen=True)
+class LetterFrequency(Constraint):
+    kind, group = "letter_frequency", "lexical"
+    letter: str = "z"
+    n: int = 3
+
+    def describe(self) -> str:
+        return f'The letter "{self.letter}" should appear at least {self.n} times in your response.'
+
+    def violation(self, response: str) -> str | None:
+        found = response.lower().count(self.letter)
+        if found >= self.n:
+            return None
+        return f'The letter "{self.letter}" appears {found} times; the instruction asks for at least {self.n}.'
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Constraint:
+        return cls(rng.choice("zqxjk"), rng.randint(2, 5))
+
+
+@dataclass(frozen=True)
+class EndWith(Constraint):
+    kind, group = "end_with", "shape"
+    phrase: str = ENDINGS[0]
+
+    def describe(self) -> str:
+        return f'Finish your response with this exact phrase: "{self.phrase}". No other words should follow it.'
+
+    def violation(self, response: str) -> str | None:
+        if response.strip().endswith(self.phrase):
+            return None
+        tail = " ".join(response.strip()[-40:].split())
+        return f'The response ends with "...{tail}" instead of the required phrase "{self.phrase}".'
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Constraint:
+        return cls(rng.choice(ENDINGS))
+
+
+@dataclass(frozen=True)
+class StartWith(Constraint):
+    kind, group = "start_with", "shape"
+    word: str = "Certainly"
+
+    def describe(self) -> str:
+        return f'Start your response with the word "{self.word}".'
+
+    def violation(self, response: str) -> str | None:
+        words = WORD.findall(response)
+        if words and words[0] == self.word:
+            return None
+        first = words[0] if words else ""
+        return f'The response starts with "{first}" instead of the required word "{self.word}".'
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Constraint:
+        return cls(rng.choice(("Certainly", "Indeed", "Well", "Today")))
+
+
+@dataclass(frozen=True)
+class Postscript(Constraint):
+    kind, group = "postscript", "shape"
+    marker: str = "P.S."
+
+    def describe(self) -> str:
+        return f"At the end of your response, please explicitly add a postscript starting with {self.marker}"
+
+    def violation(self, response: str) -> str | None:
+        if re.search(rf"^\s*{re.escape(self.marker)}", response, re.MULTILINE):
+            return None
+        return f'The response has no postscript starting with "{self.marker}".'
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Constraint:
+        return cls(rng.choice(("P.S.", "P.P.S")))
+
+
+@dataclass(frozen=True)
+class Quotation(Constraint):
+    kind, group = "quotation", "shape"
+
+    def describe(self) -> str:
+        return "Wrap your entire response with double quotation marks."
+
+    def violation(self, response: str) -> str | None:
+        text = response.strip()
+        if len(text) > 1 and text[0] == '"' and text[-1] == '"':
+            return None
+        return "The response is not wrapped in double quotation marks from its first to its last character."
+
+
+@dataclass(frozen=True)
+class ValidJson(Constraint):
+    kind, group = "valid_json", "json"
+
+    def describe(self) -> str:
+        return "Your entire output should be wrapped in JSON format. You can use markdown ticks such as ```."
+
+    def violation(self, response: str) -> str | None:
+        text = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", response.strip(), flags=re.I)
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as error:
+            return f"The response is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}."
+        return None
+
+
+@dataclass(frozen=True)
+class RepeatRequest(Constraint):
+    kind, group = "repeat_request", "shape"
+    request: str = ""
+
+    def describe(self) -> str:
+        return "First repeat the request word for word without change, then give your answer (do not say anything before repeating the request)."
+
+    def violation(self, response: str) -> str | None:
+        if response.strip().startswith(self.request.strip()):
+            return None
+        start = " ".join(response.strip()[:40].split())
+        return f'The response does not start by repeating the request word for word; it starts with "{start}...".'
+
+
+CONSTRAINT_TYPES: tuple[type[Constraint], ...] = (
+    AllLowercase, AllUppercase, CapitalWordLimit, NoCommas, NoExclamation, BulletPoints,
+    Paragraphs, Sections, Highlights, Title, Placeholders, MaxWords, MinWords, MaxSentences,
+    IncludeKeywords, ForbiddenWords, KeywordFrequency, LetterFrequency, EndWith, StartWith,
+    Postscript, Quotation, ValidJson, RepeatRequest,
+)  # fmt: skip
