@@ -3,6 +3,8 @@
 Replies depend on markers in the user message, so each request's fate is known
 whatever the order in which concurrent requests arrive:
 - `[[good]]` in the message: the reply is "Perfect."; otherwise a negative judgment.
+- AlpacaEval ranking prompts: model_2 ranks first with `[[win:2]]`, model_1 otherwise;
+  `[[garbage]]` gives an unreadable reply.
 - `[[fault:KIND:N]]`: the first N attempts for that message fail with KIND, later ones
   succeed; N = `always` never succeeds. KIND: `500`, `429` (with Retry-After:
   `retry_after_s`), `hang` (longer than any client timeout), `empty` (no choices),
@@ -59,8 +61,18 @@ class FakeOpenAI:
         fault = FAULT.search(content)
         if fault and (fault["count"] == "always" or self.attempts[content] <= int(fault["count"])):
             return await self._fail(fault["kind"], request.headers.get("authorization"))
-        text = "Perfect." if "[[good]]" in content else NEGATIVE
-        return JSONResponse(self._completion(body["model"], content, [text]))
+        return JSONResponse(self._completion(body["model"], content, [self._reply(content)]))
+
+    @staticmethod
+    def _reply(content: str) -> str:
+        if "leaderboard" in content:  # AlpacaEval's ranking prompt
+            if "[[garbage]]" in content:
+                return "I would pick the second one."
+            first = 2 if "[[win:2]]" in content else 1
+            return str(
+                [{"model": "model_1", "rank": first}, {"model": "model_2", "rank": 3 - first}]
+            )
+        return "Perfect." if "[[good]]" in content else NEGATIVE
 
     async def _fail(self, kind: str, authorization: str | None) -> Response:
         if kind == "500":
