@@ -119,6 +119,7 @@ class FakeOpenAI:
     def __enter__(self) -> FakeOpenAI:
         # bound and listening before the server thread starts: clients never race it
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by connections
         sock.bind(("127.0.0.1", 0))
         sock.listen(1024)
         self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
@@ -131,3 +132,21 @@ class FakeOpenAI:
     def __exit__(self, *exc_info) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+def main() -> None:
+    """Serve in this process until killed; print the base URL once listening. Benchmarks
+    run the server this way so that it does not share the client's interpreter."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="OpenAI-compatible test server")
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args()
+    fake = FakeOpenAI(latency_s=args.latency)
+    with fake:
+        print(fake.base_url, flush=True)
+        fake._thread.join()
+
+
+if __name__ == "__main__":
+    main()
