@@ -11,7 +11,7 @@ DEMO_OUT ?= out/demo-offline
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,cpu]"
 	@# PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break imports
 	@# beside the CPU torch wheel (docs: environment.md); none is needed.
 	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true

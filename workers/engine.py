@@ -1,0 +1,56 @@
+"""What a generation engine takes and returns, whichever backend runs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SamplingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = Field(0.7, ge=0, description="0 = greedy")
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int = Field(256, ge=1)
+    n: int = Field(1, ge=1, description="samples per prompt")
+    seed: int | None = Field(None, description="per-request seed for reproducible sampling")
+
+
+class EngineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="HF directory (bundled names are resolved by the caller)")
+    backend: Literal["auto", "vllm", "hf"] = Field("auto", description="auto: vLLM if installed")
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    template: Literal["auto", "alpaca", "chat"] = Field("auto", description="prompt context")
+    max_model_len: int = Field(2048, ge=16)
+    kv_cache_gib: int = Field(2, ge=1, description="vLLM CPU KV cache (VLLM_CPU_KVCACHE_SPACE)")
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" or "length"
+    sample_index: int
+    policy_version: int
+
+
+class SwapError(RuntimeError):
+    """A checkpoint was refused; the engine still serves the previous weights."""
+
+
+class Engine(Protocol):
+    version: int
+
+    def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
+        """n completions per prompt, in prompt order."""
+        ...
+
+    def update_weights(self, checkpoint: Path, version: int) -> None:
+        """Serve `checkpoint` from now on, or raise SwapError and keep the old weights."""
+        ...

@@ -1,0 +1,52 @@
+"""A generator owns one inference engine and answers instructions in the CUT plain
+context (inference never sees a judgment). Run it as a Ray actor through
+`workers.placement`; Ray executes one method at a time, so a weight swap waits for the
+generation in flight and the next generation sees the new weights."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import psutil
+
+from cut.templates import select_template
+from workers.engine import Completion, Engine, EngineConfig, SamplingConfig
+
+
+def make_engine(config: EngineConfig) -> Engine:
+    backend = config.backend
+    if backend == "auto":
+        backend = "vllm" if importlib.util.find_spec("vllm") else "hf"
+    if backend == "vllm":
+        from workers.vllm_engine import VLLMEngine
+
+        return VLLMEngine(config)
+    from workers.hf_engine import HFEngine
+
+    return HFEngine(config)
+
+
+class Generator:
+    def __init__(self, config: EngineConfig) -> None:
+        from transformers import AutoTokenizer
+
+        self.engine = make_engine(config)
+        self.template = select_template(
+            config.template, AutoTokenizer.from_pretrained(config.model)
+        )
+
+    def generate(self, instructions: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
+        return self.engine.generate([self.template.plain(x) for x in instructions], sampling)
+
+    def update_weights(self, checkpoint: str, version: int) -> int:
+        self.engine.update_weights(Path(checkpoint), version)
+        return self.engine.version
+
+    def version(self) -> int:
+        return self.engine.version
+
+    def engine_pids(self) -> list[int]:
+        """This process and the engine processes it spawned (vLLM runs its core apart)."""
+        return [os.getpid(), *sorted(p.pid for p in psutil.Process().children(recursive=True))]

@@ -1,0 +1,86 @@
+"""The transformers backend: for tiny test models and machines without vLLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from workers.checkpoints import checked_weight_files
+from workers.engine import Completion, EngineConfig, SamplingConfig, SwapError
+
+DTYPES = {"auto": torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+class HFEngine:
+    def __init__(self, config: EngineConfig) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.config = config
+        self.tokenizer = AutoTokenizer.from_pretrained(config.model)
+        self.tokenizer.padding_side = "left"  # generation continues every prompt's end
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(config.model, dtype=DTYPES[config.dtype])
+        self.model.eval()
+        self.version = 0
+
+    def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
+        inputs = self.tokenizer(
+            prompts, return_tensors="pt", padding=True, add_special_tokens=False
+        )
+        if sampling.seed is not None:
+            torch.manual_seed(sampling.seed)
+        greedy = sampling.temperature == 0
+        with torch.no_grad():
+            output = self.model.generate(
+                **inputs,
+                max_new_tokens=sampling.max_new_tokens,
+                do_sample=not greedy,
+                temperature=None if greedy else sampling.temperature,
+                top_p=None if greedy else sampling.top_p,
+                top_k=None,
+                num_return_sequences=sampling.n,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        width = inputs["input_ids"].shape[1]
+        eos = self.tokenizer.eos_token_id
+        results: list[list[Completion]] = []
+        for p, prompt_mask in enumerate(inputs["attention_mask"]):
+            samples = []
+            for k in range(sampling.n):
+                new = output[p * sampling.n + k, width:].tolist()
+                stopped = eos in new
+                new = (
+                    new[: new.index(eos)]
+                    if stopped
+                    else [t for t in new if t != self.tokenizer.pad_token_id]
+                )
+                samples.append(
+                    Completion(
+                        text=self.tokenizer.decode(new, skip_special_tokens=True),
+                        prompt_tokens=int(prompt_mask.sum()),
+                        completion_tokens=len(new) + int(stopped),
+                        finish_reason="stop" if stopped else "length",
+                        sample_index=k,
+                        policy_version=self.version,
+                    )
+                )
+            results.append(samples)
+        return results
+
+    def update_weights(self, checkpoint: Path, version: int) -> None:
+        expected = {n: tuple(t.shape) for n, t in self.model.state_dict().items()}
+        tied = getattr(self.model.config, "tie_word_embeddings", False)
+        if tied:
+            expected.pop("lm_head.weight", None)
+        files = checked_weight_files(checkpoint, expected)
+        state: dict[str, torch.Tensor] = {}
+        for file in files:
+            state.update(load_file(str(file)))
+        try:
+            self.model.load_state_dict(state, strict=False)
+        except RuntimeError as error:
+            raise SwapError(f"{checkpoint}: {error}") from None
+        self.version = version
