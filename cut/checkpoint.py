@@ -47,6 +47,17 @@ def save_merged(
     return out
 
 
+def save_adapter(model: nn.Module, out_dir: str | Path, config: CUTConfig, step: int) -> Path:
+    """Write a LoRA model's adapter alone (peft format: adapter_config.json +
+    adapter_model.safetensors), for engines that serve one cumulative adapter."""
+    if not callable(getattr(model, "merge_and_unload", None)):
+        raise ValueError("save_adapter needs a LoRA (peft) model; use save_merged for full weights")
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    _write_metadata(out, config, step, {})
+    return out
+
+
 def save_training_state(
     directory: str | Path,
     model: nn.Module,

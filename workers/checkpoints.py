@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from safetensors import safe_open
 
-from workers.engine import SwapError
+from workers.engine import ADAPTER_CONFIG, SwapError
+
+
+def checked_adapter(adapter: Path, max_rank: int | None) -> None:
+    """A peft LoRA directory this engine can serve: readable config and weights, and a
+    rank within the engine's limit."""
+    if max_rank is None:
+        raise SwapError(f"{adapter}: this engine was started without LoRA (max_lora_rank)")
+    try:
+        rank = json.loads((Path(adapter) / ADAPTER_CONFIG).read_text())["r"]
+    except (OSError, ValueError, KeyError) as error:
+        raise SwapError(f"{adapter}: unreadable {ADAPTER_CONFIG} ({error})") from None
+    if rank > max_rank:
+        raise SwapError(f"{adapter}: LoRA rank {rank} exceeds max_lora_rank {max_rank}")
+    checked_weight_files(adapter, expected={})
 
 
 def checked_weight_files(checkpoint: Path, expected: dict[str, tuple[int, ...]]) -> list[Path]:

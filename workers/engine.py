@@ -28,6 +28,7 @@ class EngineConfig(BaseModel):
     template: Literal["auto", "alpaca", "chat"] = Field("auto", description="prompt context")
     max_model_len: int = Field(2048, ge=16)
     kv_cache_gib: int = Field(2, ge=1, description="vLLM CPU KV cache (VLLM_CPU_KVCACHE_SPACE)")
+    max_lora_rank: int | None = Field(None, ge=1, description="serve LoRA adapters up to this rank")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,13 @@ class SwapError(RuntimeError):
     """A checkpoint was refused; the engine still serves the previous weights."""
 
 
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def is_adapter(checkpoint: Path) -> bool:
+    return (Path(checkpoint) / ADAPTER_CONFIG).is_file()
+
+
 class Engine(Protocol):
     version: int
 
@@ -53,4 +61,9 @@ class Engine(Protocol):
 
     def update_weights(self, checkpoint: Path, version: int) -> None:
         """Serve `checkpoint` from now on, or raise SwapError and keep the old weights."""
+        ...
+
+    def update_adapter(self, adapter: Path, version: int) -> None:
+        """Serve base weights + this LoRA adapter (peft directory) from now on, or raise
+        SwapError and keep serving what was served."""
         ...

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 
 from cut.templates import select_template
-from workers.engine import Completion, Engine, EngineConfig, SamplingConfig
+from workers.engine import Completion, Engine, EngineConfig, SamplingConfig, is_adapter
 
 
 def make_engine(config: EngineConfig) -> Engine:
@@ -41,7 +41,13 @@ class Generator:
         return self.engine.generate([self.template.plain(x) for x in instructions], sampling)
 
     def update_weights(self, checkpoint: str, version: int) -> int:
-        self.engine.update_weights(Path(checkpoint), version)
+        """A merged checkpoint replaces the weights; a LoRA adapter directory is served on
+        top of the base weights. Returns the version now served."""
+        path = Path(checkpoint)
+        if is_adapter(path):
+            self.engine.update_adapter(path, version)
+        else:
+            self.engine.update_weights(path, version)
         return self.engine.version
 
     def version(self) -> int:

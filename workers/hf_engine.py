@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from workers.checkpoints import checked_weight_files
+from workers.checkpoints import checked_adapter, checked_weight_files
 from workers.engine import Completion, EngineConfig, SamplingConfig, SwapError
 
 DTYPES = {"auto": torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -25,6 +25,8 @@ class HFEngine:
         self.model = AutoModelForCausalLM.from_pretrained(config.model, dtype=DTYPES[config.dtype])
         self.model.eval()
         self.version = 0
+        self.adapter: str | None = None  # name of the LoRA adapter served, if any
+        self.weights = Path(config.model)  # the weights under any adapter
 
     def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
         inputs = self.tokenizer(
@@ -71,6 +73,12 @@ class HFEngine:
         return results
 
     def update_weights(self, checkpoint: Path, version: int) -> None:
+        if self.adapter is not None:
+            raise SwapError(f"{checkpoint}: the HF backend serves an adapter; start a new engine")
+        self._load_weights(checkpoint)
+        self.version = version
+
+    def _load_weights(self, checkpoint: Path) -> None:
         expected = {n: tuple(t.shape) for n, t in self.model.state_dict().items()}
         tied = getattr(self.model.config, "tie_word_embeddings", False)
         if tied:
@@ -83,4 +91,17 @@ class HFEngine:
             self.model.load_state_dict(state, strict=False)
         except RuntimeError as error:
             raise SwapError(f"{checkpoint}: {error}") from None
+        self.weights = Path(checkpoint)
+
+    def update_adapter(self, adapter: Path, version: int) -> None:
+        checked_adapter(adapter, self.config.max_lora_rank)
+        if self.weights != Path(self.config.model):  # adapters are trained on the base model
+            self._load_weights(Path(self.config.model))
+        name = f"v{version}"
+        try:
+            self.model.load_adapter(str(adapter), adapter_name=name)
+        except Exception as error:
+            raise SwapError(f"{adapter}: adapter refused ({error})") from None
+        self.model.set_adapter(name)
+        self.adapter = name
         self.version = version

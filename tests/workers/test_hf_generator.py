@@ -53,3 +53,57 @@ def test_n_samples_per_prompt_with_a_seed(model_dir):
     first = generator.generate(["Say hi."], sampling)
     assert [c.sample_index for c in first[0]] == [0, 1, 2]
     assert generator.generate(["Say hi."], sampling) == first
+
+
+def lora_adapter(model_dir, out):
+    """A CUT-trained LoRA adapter on the v0 model, and the merged model for reference."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from cut.checkpoint import save_adapter
+    from cut.config import CUTConfig
+    from cut.examples import JudgedExample, Polarity
+    from cut.trainer import train_cut
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir / "v0")
+    config = CUTConfig(
+        learning_rate=5e-2,
+        lora_dropout=0.0,
+        precision="fp32",
+        batch_size=1,
+        micro_batch_size=1,
+        epochs=3,
+    )
+    example = JudgedExample("Say hi.", "hello there", "Too long.", Polarity.NEGATIVE)
+    model, _ = train_cut(
+        AutoModelForCausalLM.from_pretrained(model_dir / "v0"), tokenizer, [example], config
+    )
+    save_adapter(model, out, config, step=3)
+    return model.merge_and_unload().eval(), tokenizer
+
+
+def test_a_lora_adapter_is_served_on_top_of_the_base(model_dir):
+    merged, tokenizer = lora_adapter(model_dir, model_dir / "adapter")
+    generator = Generator(EngineConfig(model=str(model_dir / "v0"), backend="hf", max_lora_rank=16))
+    base = generator.generate(["Say hi."], GREEDY)
+    generator.update_weights(str(model_dir / "v1"), version=1)  # the adapter goes on v0 again
+    assert generator.update_weights(str(model_dir / "adapter"), version=2) == 2
+    served = generator.generate(["Say hi."], GREEDY)[0][0]
+    prompt = generator.template.plain("Say hi.")
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        expected = merged.generate(**ids, max_new_tokens=6, do_sample=False)
+    assert served.text == tokenizer.decode(
+        expected[0, ids["input_ids"].shape[1] :], skip_special_tokens=True
+    )
+    assert served.policy_version == 2 and served.text != base[0][0].text
+
+
+def test_adapters_beyond_the_engine_limits_are_refused(model_dir):
+    lora_adapter(model_dir, model_dir / "adapter")
+    no_lora = Generator(EngineConfig(model=str(model_dir / "v0"), backend="hf"))
+    with pytest.raises(SwapError, match="without LoRA"):
+        no_lora.update_weights(str(model_dir / "adapter"), version=1)
+    small = Generator(EngineConfig(model=str(model_dir / "v0"), backend="hf", max_lora_rank=8))
+    with pytest.raises(SwapError, match="rank 16 exceeds max_lora_rank 8"):
+        small.update_weights(str(model_dir / "adapter"), version=1)
+    assert small.version() == 0

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from cut.checkpoint import save_merged
+from cut.checkpoint import save_adapter, save_merged
 from cut.config import CUTConfig
 from cut.examples import JudgedExample, Polarity
 from cut.modeling import load_policy
@@ -42,8 +42,27 @@ def cut_checkpoint(smollm2_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def cut_adapter(smollm2_dir, tmp_path_factory):
+    """A LoRA adapter trained by CUT on SmolLM2, and the same weights merged (reference)."""
+    config = CUTConfig(
+        learning_rate=1e-2, epochs=2, batch_size=1, micro_batch_size=1, lora_dropout=0.0
+    )
+    model, tokenizer = load_policy(str(smollm2_dir), config)
+    data = [
+        JudgedExample(
+            INSTRUCTIONS[0], "7 multiplied by 8 is 54.", "Wrong: it is 56.", Polarity.NEGATIVE
+        )
+    ]
+    model, _ = train_cut(model, tokenizer, data, config)
+    root = tmp_path_factory.mktemp("lora")
+    adapter = save_adapter(model, root / "adapter", config, step=2)
+    merged = save_merged(model, tokenizer, root / "merged", config, step=2)
+    return adapter, merged
+
+
+@pytest.fixture(scope="module")
 def generators(ray_local, smollm2_dir):
-    config = EngineConfig(model=str(smollm2_dir), backend="vllm", dtype="float32")
+    config = EngineConfig(model=str(smollm2_dir), backend="vllm", dtype="float32", max_lora_rank=16)
     return start_generators(config, replicas=2)
 
 
@@ -85,3 +104,17 @@ def test_a_corrupt_checkpoint_is_refused_and_the_old_version_keeps_serving(
         swap_all(generators, str(corrupt), version=2)
     assert ray_local.get([g.version.remote() for g in generators]) == [1, 1]
     assert generate_all(generators, INSTRUCTIONS, GREEDY) == serving
+
+
+def test_a_lora_adapter_is_served_then_replaced_by_merged_weights(
+    generators, cut_adapter, cut_checkpoint, ray_local
+):
+    adapter, merged = cut_adapter
+    assert swap_all(generators, str(adapter), version=3) == [3, 3]
+    served = generate_all(generators, INSTRUCTIONS, GREEDY)
+    assert all(c[0].policy_version == 3 for c in served)
+    assert [c[0].text for c in served] == transformers_greedy(merged, INSTRUCTIONS)
+    # merged weights take over from the adapter
+    swap_all(generators, str(cut_checkpoint), version=4)
+    after = generate_all(generators, INSTRUCTIONS, GREEDY)
+    assert [c[0].text for c in after] == transformers_greedy(cut_checkpoint, INSTRUCTIONS)
