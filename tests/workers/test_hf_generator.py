@@ -107,3 +107,18 @@ def test_adapters_beyond_the_engine_limits_are_refused(model_dir):
     with pytest.raises(SwapError, match="rank 16 exceeds max_lora_rank 8"):
         small.update_weights(str(model_dir / "adapter"), version=1)
     assert small.version() == 0
+
+
+def test_a_generation_in_flight_finishes_on_the_old_weights(model_dir, ray_local):
+    from workers.placement import start_generators
+
+    (actor,) = start_generators(EngineConfig(model=str(model_dir / "v0"), backend="hf"))
+    prompts = [f"Say hi {i}." for i in range(16)]
+    old = ray_local.get(actor.generate.remote(prompts, GREEDY))
+    in_flight = actor.generate.remote(prompts, GREEDY)  # queued before the swap
+    swapped = actor.update_weights.remote(str(model_dir / "v1"), 1)
+    after = actor.generate.remote(prompts, GREEDY)
+    assert ray_local.get(in_flight) == old  # same texts, version 0
+    assert ray_local.get(swapped) == 1
+    assert all(c[0].policy_version == 1 for c in ray_local.get(after))
+    ray_local.kill(actor)
