@@ -24,6 +24,16 @@ def checked_adapter(adapter: Path, max_rank: int | None) -> None:
     checked_weight_files(adapter, expected={})
 
 
+def tensor_shapes(files: list[Path]) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor in the safetensors files (headers only)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for file in files:
+        with safe_open(str(file), framework="pt") as handle:
+            for name in handle.keys():  # noqa: SIM118  (safe_open has no __iter__)
+                shapes[name] = tuple(handle.get_slice(name).get_shape())
+    return shapes
+
+
 def checked_weight_files(checkpoint: Path, expected: dict[str, tuple[int, ...]]) -> list[Path]:
     """The checkpoint's safetensors files, after checking that every file opens and that
     names and shapes match `expected` (the serving model's). Raises SwapError saying why."""
@@ -33,9 +43,7 @@ def checked_weight_files(checkpoint: Path, expected: dict[str, tuple[int, ...]])
     found: dict[str, tuple[int, ...]] = {}
     for file in files:
         try:
-            with safe_open(str(file), framework="pt") as handle:
-                for name in handle.keys():  # noqa: SIM118  (safe_open has no __iter__)
-                    found[name] = tuple(handle.get_slice(name).get_shape())
+            found |= tensor_shapes([file])
         except Exception as error:  # a truncated or foreign file
             raise SwapError(f"{file}: unreadable safetensors ({error})") from None
     missing = sorted(set(expected) - set(found))

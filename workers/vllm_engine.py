@@ -12,19 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from safetensors import safe_open
-
-from workers.checkpoints import checked_adapter, checked_weight_files
+from workers.checkpoints import checked_adapter, checked_weight_files, tensor_shapes
 from workers.engine import Completion, EngineConfig, SamplingConfig, SwapError
-
-
-def _shapes(model_dir: Path) -> dict[str, tuple[int, ...]]:
-    shapes: dict[str, tuple[int, ...]] = {}
-    for file in sorted(model_dir.glob("*.safetensors")):
-        with safe_open(str(file), framework="pt") as handle:
-            for name in handle.keys():  # noqa: SIM118
-                shapes[name] = tuple(handle.get_slice(name).get_shape())
-    return shapes
 
 
 class VLLMEngine:
@@ -48,7 +37,8 @@ class VLLMEngine:
         self.lora = None  # the LoRARequest served on top of the weights, if any
         self._adapters_loaded = 0
         self.weights = Path(config.model)
-        self.expected = _shapes(self.weights)  # what a checkpoint must provide
+        # what a checkpoint must provide: the served model's own tensors
+        self.expected = tensor_shapes(sorted(self.weights.glob("*.safetensors")))
         self.version = 0
 
     def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
