@@ -1,0 +1,118 @@
+"""Campaign configuration: one YAML file, validated in one place.
+
+Every error names the field path and the value given, e.g.
+`campaigns/x.yaml: cut.lambda: Input should be greater than 0 (got -1)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cut.config import CUTConfig
+from judge.local_judge import LocalJudgeConfig
+from judge.openai_judge import OpenAIJudgeConfig
+from workers.engine import SamplingConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GeneratorSettings(_Strict):
+    backend: Literal["auto", "vllm", "hf"] = Field("auto", description="auto: vLLM if installed")
+    replicas: int = Field(1, ge=1, description="data-parallel engines")
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    max_model_len: int = Field(2048, ge=16)
+    sampling: SamplingConfig = SamplingConfig()
+
+
+class RulesJudgeSettings(_Strict):
+    kind: Literal["rules"] = "rules"
+
+
+class OpenAIJudgeSettings(OpenAIJudgeConfig):
+    kind: Literal["openai"] = "openai"
+
+
+class LocalJudgeSettings(LocalJudgeConfig):
+    kind: Literal["local"] = "local"
+
+
+JudgeSettings = Annotated[
+    RulesJudgeSettings | OpenAIJudgeSettings | LocalJudgeSettings, Field(discriminator="kind")
+]
+
+
+class FileInstructions(_Strict):
+    kind: Literal["file"] = "file"
+    path: Path = Field(description="JSON list or JSONL of objects with an 'instruction' field")
+
+
+class HFInstructions(_Strict):
+    kind: Literal["hf"] = "hf"
+    dataset: str = Field(description="Hugging Face dataset id (needs network)")
+    split: str = "train"
+    field: str = "instruction"
+
+
+class BuiltinInstructions(_Strict):
+    kind: Literal["builtin"] = "builtin"  # the verifiable set of judge.instructions
+
+
+InstructionSource = Annotated[
+    FileInstructions | HFInstructions | BuiltinInstructions, Field(discriminator="kind")
+]
+
+
+class EvaluationSettings(_Strict):
+    eval_set: Literal["builtin_held_out", "file"] = "builtin_held_out"
+    path: Path | None = Field(None, description="eval_set=file: instruction + reference output")
+    annotator: Literal["rules", "openai"] = "rules"
+    max_instructions: int | None = Field(None, ge=1, description="evaluate on the first N")
+    max_new_tokens: int = Field(256, ge=1)
+
+
+class CampaignConfig(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    policy: str = Field("smollm2", description="bundled name, HF directory or HF id")
+    rounds: int = Field(3, ge=1)
+    prompts_per_round: int = Field(64, ge=1)
+    reuse_prompts: bool = Field(False, description="allow an instruction in several rounds")
+    instructions: InstructionSource = BuiltinInstructions()
+    generator: GeneratorSettings = GeneratorSettings()
+    judge: JudgeSettings = RulesJudgeSettings()
+    cut: CUTConfig = CUTConfig()
+    evaluation: EvaluationSettings = EvaluationSettings()
+    seed: int = 42
+    ray_address: str | None = Field(None, description="None: a local Ray started on demand")
+
+
+class CampaignConfigError(ValueError):
+    pass
+
+
+def _describe(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'campaign'}: {e['msg']} (got {e.get('input')!r})"
+        for e in error.errors()
+    )
+
+
+def load_campaign(path: str | Path) -> CampaignConfig:
+    path = Path(path)
+    try:
+        raw: Any = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise CampaignConfigError(f"{path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise CampaignConfigError(f"{path}: invalid YAML ({error})") from None
+    if not isinstance(raw, dict):
+        raise CampaignConfigError(f"{path}: expected a mapping of campaign settings")
+    try:
+        return CampaignConfig.model_validate(raw)
+    except ValidationError as error:
+        raise CampaignConfigError(f"{path}: {_describe(error)}") from None
