@@ -87,12 +87,13 @@ def _parse(path: Path, label: str, raw: Any, jsonl: bool) -> JudgedExample | Non
         raise DataFileError(f"{path}: {label}: {_describe(error)}") from None
 
 
-def load_judged_file(path: str | Path) -> JudgedData:
+def read_records(path: str | Path) -> list[tuple[str, Any]]:
+    """(label, object) per record of a JSON list or a JSONL file; the label ("line 3",
+    "record 2") is what error messages cite."""
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such file")
-    jsonl = path.suffix == ".jsonl"
-    if jsonl:
+    if path.suffix == ".jsonl":
         records: list[tuple[str, Any]] = []
         for number, line in enumerate(path.read_text().splitlines(), start=1):
             if not line.strip():
@@ -101,19 +102,20 @@ def load_judged_file(path: str | Path) -> JudgedData:
                 records.append((f"line {number}", json.loads(line)))
             except json.JSONDecodeError as error:
                 raise DataFileError(f"{path}: line {number}: invalid JSON ({error.msg})") from None
-    else:
-        try:
-            loaded = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise DataFileError(
-                f"{path}: line {error.lineno}: invalid JSON ({error.msg})"
-            ) from None
-        if not isinstance(loaded, list):
-            raise DataFileError(
-                f"{path}: expected a JSON list of records, got {type(loaded).__name__}"
-            )
-        records = [(f"record {index}", raw) for index, raw in enumerate(loaded)]
+        return records
+    try:
+        loaded = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise DataFileError(f"{path}: line {error.lineno}: invalid JSON ({error.msg})") from None
+    if not isinstance(loaded, list):
+        raise DataFileError(f"{path}: expected a JSON list of records, got {type(loaded).__name__}")
+    return [(f"record {index}", raw) for index, raw in enumerate(loaded)]
 
+
+def load_judged_file(path: str | Path) -> JudgedData:
+    path = Path(path)
+    records = read_records(path)
+    jsonl = path.suffix == ".jsonl"
     data = JudgedData()
     for index, (label, raw) in enumerate(records):
         example = _parse(path, label, raw, jsonl)
