@@ -52,18 +52,20 @@ def response_logprobs(model: nn.Module, batch: MicroBatch, chunk_size: int) -> t
     Runs the decoder once over the packed sequences (Align-N and Misalign of a pair
     together, their shared prompt prefix once) and sends only the states that predict
     response tokens through the output layer."""
-    base = unwrap(model)
-    device = output_weight(model).device
-    hidden = base.get_decoder()(
-        input_ids=batch.input_ids.to(device),
-        position_ids=batch.position_ids.to(device),
-        attention_mask=batch.attention_mask.to(device),  # 4-D: used as given
-        use_cache=False,
-    ).last_hidden_state  # (B, L, H)
+    weight = output_weight(model)
+    device = weight.device
+    hidden = (
+        unwrap(model)
+        .get_decoder()(
+            input_ids=batch.input_ids.to(device),
+            position_ids=batch.position_ids.to(device),
+            attention_mask=batch.attention_mask.to(device),  # 4-D: used as given
+            use_cache=False,
+        )
+        .last_hidden_state
+    )  # (B, L, H)
     hidden = hidden.reshape(-1, hidden.shape[-1])[batch.hidden_index.to(device)]  # (T, H)
-    return target_logprobs(
-        hidden, output_weight(model), batch.target_ids.to(device), chunk_size=chunk_size
-    )
+    return target_logprobs(hidden, weight, batch.target_ids.to(device), chunk_size=chunk_size)
 
 
 def default_device() -> torch.device:
