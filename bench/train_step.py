@@ -89,10 +89,8 @@ def run_cut(model_dir: str, finetuning: str, precision: str, steps: int) -> dict
     from cut.batching import collate
     from cut.config import CUTConfig
     from cut.evaluate import measure
-    from cut.examples import ExampleBuilder
     from cut.modeling import load_policy
-    from cut.templates import select_template
-    from cut.trainer import train_cut
+    from cut.trainer import example_builder, train_cut
 
     examples = synthetic_examples()
     config = CUTConfig(
@@ -102,7 +100,7 @@ def run_cut(model_dir: str, finetuning: str, precision: str, steps: int) -> dict
     )  # fmt: skip
     model, tokenizer = load_policy(model_dir, config)
     start_loss = measure(model, tokenizer, examples, config).loss
-    items = ExampleBuilder(tokenizer, select_template("auto", tokenizer), 1024).build(examples)
+    items = example_builder(tokenizer, config).build(examples)
     rows = [(len(r.input_ids), r.response_length) for i in items.items for r in i.rows]
     packed = [collate([i], tokenizer.pad_token_id) for i in items.items]
     sequences = [(b.n_packed_tokens, b.target_ids.numel()) for b in packed]

@@ -12,6 +12,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cut.examples import MisalignContext
+from cut.loss import LossWeights
 from cut.templates import TemplateName
 
 Precision = Literal["auto", "fp32", "bf16"]
@@ -64,6 +65,10 @@ class CUTConfig(BaseModel):
     save_state_every: int | None = Field(
         None, ge=1, description="optimizer steps between resumable training states"
     )
+
+    @property
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(self.lam, self.alpha, self.gamma)
 
     @model_validator(mode="after")
     def _micro_batch_fits(self) -> Self:

@@ -12,7 +12,7 @@ from torch import nn
 from cut.batching import chunked, collate, response_token_count
 from cut.config import CUTConfig
 from cut.examples import JudgedExample, RowKind
-from cut.loss import LossWeights, cut_loss
+from cut.loss import cut_loss
 from cut.modeling import response_logprobs
 from cut.trainer import example_builder
 
@@ -49,14 +49,13 @@ def measure(
     builder = example_builder(tokenizer, config)
     items = builder.build(examples).items
     normalizer = response_token_count(items)
-    weights = LossWeights(config.lam, config.alpha, config.gamma)
     loss = 0.0
     by_kind: dict[RowKind, list[torch.Tensor]] = {kind: [] for kind in RowKind}
     flags: list[torch.Tensor] = []
     for micro in chunked(items, config.micro_batch_size):
         batch = collate(micro, builder.pad_token_id)
         logp = response_logprobs(model, batch, config.logit_chunk_size)
-        out = cut_loss(logp, batch.targets, weights, normalizer)
+        out = cut_loss(logp, batch.targets, config.loss_weights, normalizer)
         loss += float(out.loss)
         flags.append(out.flagged[batch.targets.kinds == RowKind.MISALIGN])
         for kind in RowKind:

@@ -30,7 +30,7 @@ from cut.batching import MicroBatch, chunked, collate, response_token_count
 from cut.checkpoint import load_training_state, save_training_state
 from cut.config import CUTConfig
 from cut.examples import ExampleBuilder, JudgedExample, TrainingItem, downsample_positives
-from cut.loss import LossOutput, LossWeights, cut_loss
+from cut.loss import LossOutput, cut_loss
 from cut.modeling import output_weight, prepare_for_training, response_logprobs
 from cut.precision import autocast, autocast_dtype
 from cut.reports import FlaggedTokens, StepMetrics, TrainResult
@@ -101,13 +101,12 @@ def accumulate_gradients(
     Every micro-batch's loss is divided by the response tokens of the *whole step*, so
     the accumulated gradient does not depend on `config.micro_batch_size`."""
     device = output_weight(model).device
-    weights = LossWeights(config.lam, config.alpha, config.gamma)
     totals = StepTotals(normalizer=response_token_count(step_items))
     for micro in chunked(step_items, config.micro_batch_size):
         batch = collate(micro, pad_id)
         with autocast(device, amp_dtype):
             logp = response_logprobs(model, batch, config.logit_chunk_size)
-        out = cut_loss(logp, batch.targets, weights, totals.normalizer)
+        out = cut_loss(logp, batch.targets, config.loss_weights, totals.normalizer)
         out.loss.backward()
         totals.mle += out.mle_sum
         totals.unlikelihood += out.unlikelihood_sum
