@@ -15,18 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cut.config import CUTConfig
 from judge.local_judge import LocalJudgeConfig
 from judge.openai_judge import OpenAIJudgeConfig
-from workers.engine import SamplingConfig
+from workers.engine import EngineSettings, SamplingConfig
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class GeneratorSettings(_Strict):
-    backend: Literal["auto", "vllm", "hf"] = Field("auto", description="auto: vLLM if installed")
+class GeneratorSettings(EngineSettings):
     replicas: int = Field(1, ge=1, description="data-parallel engines")
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    max_model_len: int = Field(2048, ge=16)
     sampling: SamplingConfig = SamplingConfig()
 
 

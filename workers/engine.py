@@ -19,16 +19,21 @@ class SamplingConfig(BaseModel):
     seed: int | None = Field(None, description="per-request seed for reproducible sampling")
 
 
-class EngineConfig(BaseModel):
+class EngineSettings(BaseModel):
+    """How to run an engine, whatever model it serves (campaign configs embed this)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str = Field(description="HF directory (bundled names are resolved by the caller)")
     backend: Literal["auto", "vllm", "hf"] = Field("auto", description="auto: vLLM if installed")
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     template: Literal["auto", "alpaca", "chat"] = Field("auto", description="prompt context")
     max_model_len: int = Field(2048, ge=16)
     kv_cache_gib: int = Field(2, ge=1, description="vLLM CPU KV cache (VLLM_CPU_KVCACHE_SPACE)")
     max_lora_rank: int | None = Field(None, ge=1, description="serve LoRA adapters up to this rank")
+
+
+class EngineConfig(EngineSettings):
+    model: str = Field(description="HF directory (bundled names are resolved by the caller)")
 
 
 @dataclass(frozen=True)
