@@ -15,7 +15,7 @@ STAGE_ORDER = list(Stage)
 
 def create_campaign(session: Session, name: str, config: dict[str, Any]) -> Campaign:
     """A new campaign; an existing one of that name must have the same config."""
-    existing = session.scalar(select(Campaign).where(Campaign.name == name))
+    existing = campaign_by_name(session, name)
     if existing is not None:
         if existing.config != config:
             raise StoreError(f"campaign.config: campaign {name!r} exists with another config")
