@@ -26,6 +26,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from cut.examples import Polarity
+from judge.base import JudgmentStatus
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -87,16 +90,6 @@ class Stage(enum.StrEnum):
 class Split(enum.StrEnum):
     TRAIN = "train"
     EVAL = "eval"
-
-
-class JudgmentStatus(enum.StrEnum):
-    OK = "ok"
-    FAILED = "failed"
-
-
-class Polarity(enum.StrEnum):
-    POSITIVE = "positive"
-    NEGATIVE = "negative"
 
 
 class CheckpointKind(enum.StrEnum):
