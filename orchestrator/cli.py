@@ -151,3 +151,58 @@ def db_current() -> None:
     from store.schema import current_revision
 
     print(current_revision() or "none")
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="Campaign YAML, e.g. campaigns/demo-cpu.yaml.")],
+) -> None:
+    """Run a campaign to its end: generate → judge → train → swap → evaluate, round after
+    round, resuming from the store. Ctrl-C pauses after the current batch; run again to go
+    on. Database: $CUTLOOP_DATABASE_URL, default SQLite under $CUTLOOP_HOME."""
+    from orchestrator.campaign_run import run_campaign
+    from orchestrator.config import CampaignConfigError, load_campaign
+
+    try:
+        campaign = load_campaign(config)
+    except CampaignConfigError as error:
+        raise fail(str(error)) from None
+    outcome = run_campaign(campaign, verbose=logging.getLogger().level <= logging.INFO)
+    if outcome.error:
+        raise fail(outcome.error)
+    if outcome.status != "done":
+        stderr_console.print(f"campaign {campaign.name} is {outcome.status}")
+
+
+@app.command()
+def status(
+    name: Annotated[str | None, typer.Argument(help="One campaign (default: all).")] = None,
+) -> None:
+    """List campaigns and their rounds from the store."""
+    from orchestrator.campaign_run import show_status
+    from orchestrator.progress import stdout_console
+
+    if not show_status(name, stdout_console()):
+        raise fail(f"no campaign named {name!r}" if name else "no campaigns yet")
+
+
+@app.command()
+def pause(name: Annotated[str, typer.Argument(help="The campaign to pause.")]) -> None:
+    """Ask a running campaign to stop after its current batch; `cutloop run` resumes it."""
+    _request_status(name, "paused")
+
+
+@app.command()
+def cancel(name: Annotated[str, typer.Argument(help="The campaign to cancel.")]) -> None:
+    """Stop a campaign for good after its current batch (its results stay stored)."""
+    _request_status(name, "cancelled")
+
+
+def _request_status(name: str, wanted: str) -> None:
+    from orchestrator.campaign_run import request_status
+
+    try:
+        request_status(name, wanted)
+    except LookupError as error:
+        raise fail(str(error)) from None
+    print(f"campaign {name}: {wanted}")

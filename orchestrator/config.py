@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cut.config import CUTConfig
 from judge.local_judge import LocalJudgeConfig
 from judge.openai_judge import OpenAIJudgeConfig
+from judge.pairwise import OpenAIPairwiseConfig
 from workers.engine import EngineSettings, SamplingConfig
 
 
@@ -69,6 +70,9 @@ class EvaluationSettings(_Strict):
     eval_set: Literal["builtin_held_out", "file"] = "builtin_held_out"
     path: Path | None = Field(None, description="eval_set=file: instruction + reference output")
     annotator: Literal["rules", "openai"] = "rules"
+    openai: OpenAIPairwiseConfig = Field(
+        OpenAIPairwiseConfig(), description="annotator=openai: endpoint of the pairwise annotator"
+    )
     max_instructions: int | None = Field(None, ge=1, description="evaluate on the first N")
     max_new_tokens: int = Field(256, ge=1)
 
@@ -77,8 +81,13 @@ class CampaignConfig(_Strict):
     name: str = Field(min_length=1, max_length=200)
     policy: str = Field("smollm2", description="bundled name, HF directory or HF id")
     rounds: int = Field(3, ge=1)
-    prompts_per_round: int = Field(64, ge=1)
-    reuse_prompts: bool = Field(False, description="allow an instruction in several rounds")
+    prompts_per_round: int = Field(64, ge=1, description="unused instructions taken per round")
+    commit_every: int = Field(
+        64, ge=1, description="generations, judgments or eval items per store commit"
+    )
+    max_failed_judgments: float = Field(
+        0.2, ge=0, le=1, description="fraction of a round's answers left unjudged before it fails"
+    )
     instructions: InstructionSource = BuiltinInstructions()
     generator: GeneratorSettings = GeneratorSettings()
     judge: JudgeSettings = RulesJudgeSettings()

@@ -18,3 +18,21 @@ def training_progress() -> Progress:
         TimeRemainingColumn(),
         console=stderr_console,
     )
+
+
+def campaign_progress() -> Progress:
+    """One line: round, stage, its progress and the latest loss and win rate."""
+    return Progress(
+        TextColumn("[bold]round {task.fields[round]}/{task.fields[rounds]}"),
+        TextColumn("{task.description:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[metrics]}"),
+        console=stderr_console,
+    )
+
+
+def stdout_console() -> Console:
+    """The terminal's width, or a width that fits the round table when piped."""
+    console = Console()
+    return console if console.is_terminal else Console(width=140)

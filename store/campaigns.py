@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from store.errors import StoreError, flush
-from store.models import Campaign, Round, RoundStage, RoundStatus, Stage, utcnow
+from store.models import Campaign, CampaignStatus, Round, RoundStage, RoundStatus, Stage, utcnow
 
 STAGE_ORDER = list(Stage)
 
@@ -46,16 +47,40 @@ def ensure_round(session: Session, campaign: Campaign, index: int) -> Round:
     return round_
 
 
-def claim_round(session: Session, round_id: int, worker: str) -> bool:
+def claim_round(
+    session: Session,
+    round_id: int,
+    worker: str,
+    dead_holder: str | None = None,
+    expired_before: datetime | None = None,
+) -> bool:
     """Atomically make `worker` the round's runner; False when another already is.
-    One conditional UPDATE: of two racing claimers exactly one sees a row change."""
+    One conditional UPDATE: of two racing claimers exactly one sees a row change. A
+    claim is taken over from `dead_holder` (known to be gone) or when it was last
+    renewed before `expired_before` (its holder stopped renewing its lease)."""
+    free = [Round.claimed_by.is_(None)]
+    if dead_holder is not None:
+        free.append(Round.claimed_by == dead_holder)
+    if expired_before is not None:
+        free.append(Round.claimed_at < expired_before)
     claimed = session.execute(
         update(Round)
-        .where(Round.id == round_id, Round.claimed_by.is_(None))
-        .values(claimed_by=worker, claimed_at=utcnow(), status=RoundStatus.RUNNING)
+        .where(Round.id == round_id, or_(*free))
+        .values(claimed_by=worker, claimed_at=utcnow(), status=RoundStatus.RUNNING, error=None)
         .execution_options(synchronize_session=False)
     )
     return claimed.rowcount == 1
+
+
+def renew_claim(session: Session, round_id: int, worker: str) -> bool:
+    """Extend `worker`'s lease on the round; False when it no longer holds it."""
+    renewed = session.execute(
+        update(Round)
+        .where(Round.id == round_id, Round.claimed_by == worker)
+        .values(claimed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return renewed.rowcount == 1
 
 
 def release_round(session: Session, round_id: int, worker: str) -> None:
@@ -101,3 +126,20 @@ def fail_round(session: Session, round_: Round, error: str) -> None:
     round_.error = error
     round_.claimed_by = None
     flush(session, Round)
+
+
+def set_campaign_status(session: Session, campaign_id: int, status: CampaignStatus) -> None:
+    session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id)
+        .values(status=status, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def campaign_status(session: Session, campaign_id: int) -> CampaignStatus:
+    """Read fresh from the database: another process may have paused or cancelled it."""
+    status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+    if status is None:
+        raise StoreError(f"campaign.id: no campaign {campaign_id}")
+    return status

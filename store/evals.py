@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.errors import flush
-from store.models import EvalItem, EvalRun, utcnow
+from store.models import EvalItem, EvalRun, Round, utcnow
 from store.results import sha256_text
 from store.upsert import insert_or_verify
 
@@ -42,8 +42,29 @@ def add_eval_items(session: Session, run_id: int, items: Sequence[dict[str, Any]
     return insert_or_verify(session, EvalItem, rows, key=("eval_run_id", "instruction_sha256"))
 
 
+def eval_outputs(session: Session, run_id: int) -> dict[str, str]:
+    """instruction sha256 -> output, for the items a run already holds."""
+    query = select(EvalItem.instruction_sha256, EvalItem.output).where(
+        EvalItem.eval_run_id == run_id
+    )
+    return {sha: output for sha, output in session.execute(query)}
+
+
+def first_round_outputs(session: Session, campaign_id: int, eval_set: str) -> dict[str, str]:
+    """The round-0 policy's answers on `eval_set`: the reference of later rounds when the
+    eval set has no reference answers of its own."""
+    run_id = session.scalar(
+        select(EvalRun.id)
+        .join(Round, Round.id == EvalRun.round_id)
+        .where(Round.campaign_id == campaign_id, Round.index == 0, EvalRun.eval_set == eval_set)
+        .order_by(EvalRun.id)
+        .limit(1)
+    )
+    return {} if run_id is None else eval_outputs(session, run_id)
+
+
 def finish_eval_run(session: Session, run: EvalRun, **summary: float | int | None) -> None:
-    """summary: win_rate, standard_error, lc_win_rate, n, avg_length."""
+    """summary: win_rate, standard_error, lc_win_rate, n, ties, failed, avg_length."""
     for field, value in summary.items():
         setattr(run, field, value)
     run.finished_at = utcnow()

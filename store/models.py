@@ -313,7 +313,9 @@ class EvalRun(Base):
     win_rate: Mapped[float | None]
     standard_error: Mapped[float | None]
     lc_win_rate: Mapped[float | None]
-    n: Mapped[int | None]
+    n: Mapped[int | None]  # items with a preference
+    ties: Mapped[int | None]
+    failed: Mapped[int | None]  # items the annotator could not decide (not in n)
     avg_length: Mapped[float | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]

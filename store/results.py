@@ -78,6 +78,15 @@ def take_unused_prompts(session: Session, round_: Round, n: int) -> list[Prompt]
     return taken
 
 
+def round_prompts(session: Session, round_id: int) -> list[Prompt]:
+    query = select(Prompt).where(Prompt.used_in_round_id == round_id).order_by(Prompt.id)
+    return list(session.scalars(query))
+
+
+def generated_prompt_ids(session: Session, round_id: int) -> set[int]:
+    return set(session.scalars(select(Generation.prompt_id).where(Generation.round_id == round_id)))
+
+
 def add_generations(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
     """One generation per (round, prompt, sample index); returns ids in input order."""
     return insert_or_verify(
@@ -102,13 +111,31 @@ def add_judgments(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]
     return [next(ids[0] if row["status"] == JudgmentStatus.OK else ids[1]) for row in rows]
 
 
+def unjudged_generations(
+    session: Session, round_id: int, judge_name: str
+) -> list[tuple[Generation, Prompt]]:
+    """The round's generations without an ok judgment from `judge_name` (never judged,
+    or only failed calls so far), in generation order."""
+    judged = select(Judgment.generation_id).where(
+        Judgment.judge_name == judge_name, Judgment.status == JudgmentStatus.OK
+    )
+    query = (
+        select(Generation, Prompt)
+        .join(Prompt, Prompt.id == Generation.prompt_id)
+        .where(Generation.round_id == round_id, Generation.id.not_in(judged))
+        .order_by(Generation.id)
+    )
+    return [(g, p) for g, p in session.execute(query)]
+
+
 def ok_judgments(
     session: Session, round_id: int, judge_name: str
-) -> list[tuple[Generation, Judgment]]:
+) -> list[tuple[Generation, Judgment, Prompt]]:
     """The round's usable judgments; failed calls never appear here."""
     query = (
-        select(Generation, Judgment)
+        select(Generation, Judgment, Prompt)
         .join(Judgment, Judgment.generation_id == Generation.id)
+        .join(Prompt, Prompt.id == Generation.prompt_id)
         .where(
             Generation.round_id == round_id,
             Judgment.judge_name == judge_name,
@@ -116,4 +143,4 @@ def ok_judgments(
         )
         .order_by(Generation.id)
     )
-    return [(g, j) for g, j in session.execute(query)]
+    return [(g, j, p) for g, j, p in session.execute(query)]

@@ -29,7 +29,12 @@ def engine_environment(config: EngineConfig, replica: int, replicas: int) -> dic
     }
 
 
-def start_generators(config: EngineConfig, replicas: int = 1, gpus_per_replica: float = 0):
+def start_generators(
+    config: EngineConfig,
+    replicas: int = 1,
+    gpus_per_replica: float = 0,
+    extra_env: dict[str, str] | None = None,
+):
     import ray
 
     actor = ray.remote(Generator)
@@ -37,7 +42,9 @@ def start_generators(config: EngineConfig, replicas: int = 1, gpus_per_replica: 
         actor.options(
             num_cpus=0,
             num_gpus=gpus_per_replica,
-            runtime_env={"env_vars": engine_environment(config, i, replicas)},
+            runtime_env={
+                "env_vars": {**(extra_env or {}), **engine_environment(config, i, replicas)}
+            },
         ).remote(config)
         for i in range(replicas)
     ]

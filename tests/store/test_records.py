@@ -10,6 +10,7 @@ from store.results import (
     add_prompts,
     ok_judgments,
     take_unused_prompts,
+    unjudged_generations,
 )
 from tests.store.factories import (
     campaign_with_round,
@@ -71,14 +72,18 @@ def test_one_ok_judgment_per_generation_and_judge_failures_kept_apart(sessions):
     with sessions.begin() as s:
         _, round_, gen_ids = seeded_generations(s)
         failed = judgment_row(gen_ids[0], status=JudgmentStatus.FAILED)
-        ids = add_judgments(s, [failed, failed, *(judgment_row(g) for g in gen_ids)])
+        ids = add_judgments(s, [failed, failed])
+        unjudged = unjudged_generations(s, round_.id, "rules")
+        assert [g.id for g, _ in unjudged] == gen_ids  # a failed call leaves it unjudged
+        ids += add_judgments(s, [judgment_row(g) for g in gen_ids])
         assert len(set(ids)) == 5  # two failed attempts are two records
     with sessions.begin() as s:
         again = add_judgments(s, [judgment_row(g) for g in gen_ids])
         assert again == ids[2:]
         assert count(s, Judgment) == 5
         usable = ok_judgments(s, round_.id, "rules")
-        assert [j.status for _, j in usable] == [JudgmentStatus.OK] * 3
+        assert unjudged_generations(s, round_.id, "rules") == []
+        assert [j.status for _, j, _ in usable] == [JudgmentStatus.OK] * 3
     with pytest.raises(ConflictError, match=r"judgment\.text"), sessions.begin() as s:
         add_judgments(s, [judgment_row(gen_ids[0], text="Wrong: it is 56.")])
 

@@ -1,0 +1,97 @@
+"""`cutloop run`, `status`, `pause` and `cancel`: start the driver actor, show its
+progress live, and read campaigns from the store."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from orchestrator.campaign_table import rounds_table
+from orchestrator.config import CampaignConfig
+from orchestrator.driver import CampaignDriver, CampaignOutcome
+from orchestrator.progress import campaign_progress, stderr_console, stdout_console
+from orchestrator.rounds import Snapshot
+from orchestrator.runtime import connect, forwarded_environment
+from store.campaigns import campaign_by_name, list_campaigns, set_campaign_status
+from store.engine import database_url, make_engine, session_factory
+from store.home import cutloop_home
+from store.models import CampaignStatus
+from store.schema import upgrade
+from store.summaries import round_summaries
+
+
+def _metrics(snapshot: Snapshot) -> str:
+    parts = []
+    if snapshot.loss is not None:
+        parts.append(f"loss {snapshot.loss:.4f} flagged {snapshot.flagged or 0:.1%}")
+    if snapshot.win_rate is not None:
+        parts.append(f"win rate {snapshot.win_rate:.1f}")
+    return "  ".join(parts)
+
+
+def _set_status(name: str, status: CampaignStatus) -> bool:
+    engine = make_engine()
+    try:
+        with session_factory(engine).begin() as session:
+            campaign = campaign_by_name(session, name)
+            if campaign is None:
+                return False
+            set_campaign_status(session, campaign.id, status)
+            return True
+    finally:
+        engine.dispose()
+
+
+def run_campaign(config: CampaignConfig, verbose: bool = False) -> CampaignOutcome:
+    import ray
+
+    connect(config.ray_address, verbose)
+    driver = (
+        ray.remote(CampaignDriver)
+        .options(
+            num_cpus=0,
+            max_concurrency=2,  # `progress` answers while `run` works
+            runtime_env={"env_vars": forwarded_environment()},
+        )
+        .remote(config, database_url(), str(cutloop_home()))
+    )
+    finished = driver.run.remote()
+    with campaign_progress() as progress:
+        task = progress.add_task("starting", total=None, round=0, rounds=config.rounds, metrics="")
+        while True:
+            try:
+                if ray.wait([finished], timeout=0.5)[0]:
+                    break
+                snapshot: Snapshot = ray.get(driver.progress.remote())
+                progress.update(
+                    task, description=snapshot.stage, completed=snapshot.done,
+                    total=snapshot.total or None, round=snapshot.round, metrics=_metrics(snapshot),
+                )  # fmt: skip
+            except KeyboardInterrupt:
+                _set_status(config.name, CampaignStatus.PAUSED)
+                stderr_console.print("pausing after the current batch (Ctrl-C again to abort)")
+    outcome: CampaignOutcome = ray.get(finished)
+    show_status(config.name, stdout_console())
+    return outcome
+
+
+def show_status(name: str | None, console: Console) -> bool:
+    """Print campaigns and their rounds; False when there is nothing to show."""
+    url = database_url()
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as session:
+            campaigns = list_campaigns(session)
+            if name is not None:
+                campaigns = [c for c in campaigns if c.name == name]
+            for campaign in campaigns:
+                title = f"{campaign.name} — {campaign.status.value}"
+                console.print(rounds_table(title, round_summaries(session, campaign.id)))
+            return bool(campaigns)
+    finally:
+        engine.dispose()
+
+
+def request_status(name: str, status: str) -> None:
+    if not _set_status(name, CampaignStatus(status)):
+        raise LookupError(f"no campaign named {name!r}")

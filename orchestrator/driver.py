@@ -1,0 +1,196 @@
+"""The campaign driver: runs a campaign's rounds from the store's state, in a Ray actor.
+
+Each round is claimed (one runner at a time, cluster-wide) under a lease the driver
+renews while it works. A claim left by a runner that died is taken over at once when
+that runner was on this machine (its process is gone), else when its lease expires.
+Between batches the driver reads the campaign's status: `paused` or `cancelled`, set by
+another process, stops it cleanly where it is. A failing round is recorded as failed
+with the reason; running the campaign again resumes that round at its stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import psutil
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.config import CampaignConfig
+from orchestrator.instructions import eval_items, train_instructions
+from orchestrator.models import resolve_model
+from orchestrator.rounds import RoundContext, Snapshot, StageTimes, Stopped, run_round
+from orchestrator.runtime import CampaignWorkers
+from store.campaigns import (
+    campaign_by_name,
+    campaign_status,
+    claim_round,
+    create_campaign,
+    ensure_round,
+    fail_round,
+    release_round,
+    renew_claim,
+    set_campaign_status,
+)
+from store.engine import make_engine, session_factory
+from store.models import Campaign, CampaignStatus, Round, RoundStatus, Split, utcnow
+from store.results import add_prompts
+from store.schema import upgrade
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=2)
+RENEW_EVERY_S = 20.0
+
+
+def runner_identity() -> str:
+    """host:pid:process start time — a pid alone may be reused after a crash."""
+    started = int(psutil.Process().create_time())
+    return f"{socket.gethostname()}:{os.getpid()}:{started}"
+
+
+def runner_is_gone(holder: str) -> bool:
+    """True when `holder` ran on this machine and its process no longer exists."""
+    host, pid, started = holder.rsplit(":", 2)
+    if host != socket.gethostname():
+        return False
+    try:
+        return int(psutil.Process(int(pid)).create_time()) != int(started)
+    except psutil.NoSuchProcess:
+        return True
+
+
+class Lease:
+    """Renews the claim on a round every RENEW_EVERY_S seconds until stopped."""
+
+    def __init__(self, sessions: sessionmaker[Session], round_id: int, runner: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._renew, args=(sessions, round_id, runner), daemon=True
+        )
+        self._thread.start()
+
+    def _renew(self, sessions: sessionmaker[Session], round_id: int, runner: str) -> None:
+        while not self._stop.wait(RENEW_EVERY_S):
+            with sessions.begin() as session:
+                renew_claim(session, round_id, runner)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class CampaignOutcome:
+    status: CampaignStatus
+    error: str | None = None
+    times: dict[int, StageTimes] = field(default_factory=dict)
+
+
+def _same_campaign(stored: dict, config: dict) -> bool:
+    """The same campaign, perhaps with more rounds asked for."""
+    return {**stored, "rounds": None} == {**config, "rounds": None}
+
+
+class CampaignDriver:
+    def __init__(self, config: CampaignConfig, database_url: str, home: str) -> None:
+        self.config = config
+        self.database_url = database_url
+        self.campaign_dir = Path(home) / "campaigns" / config.name
+        self.snapshot = Snapshot(rounds=config.rounds)
+        self.runner = runner_identity()
+
+    def progress(self) -> Snapshot:
+        return self.snapshot
+
+    def _open_campaign(self, sessions: sessionmaker[Session]) -> Campaign:
+        stored_config = self.config.model_dump(mode="json", by_alias=True)
+        with sessions.begin() as session:
+            existing = campaign_by_name(session, self.config.name)
+            if existing is not None and _same_campaign(existing.config, stored_config):
+                existing.config = stored_config  # a longer campaign keeps its rounds
+            campaign = create_campaign(session, self.config.name, stored_config)
+            if campaign.status != CampaignStatus.CANCELLED:  # done rounds are skipped
+                set_campaign_status(session, campaign.id, CampaignStatus.RUNNING)
+            instructions = train_instructions(self.config.instructions)
+            source = self.config.instructions.kind
+            add_prompts(session, campaign.id, instructions, source, Split.TRAIN)
+            session.refresh(campaign)
+            return campaign
+
+    def _check_stop(self, sessions: sessionmaker[Session], campaign_id: int):
+        def check() -> None:
+            with sessions() as session:
+                status = campaign_status(session, campaign_id)
+            if status in (CampaignStatus.PAUSED, CampaignStatus.CANCELLED):
+                raise Stopped(status)
+
+        return check
+
+    def _claim(self, sessions: sessionmaker[Session], round_: Round) -> None:
+        holder = round_.claimed_by
+        with sessions.begin() as session:
+            claimed = claim_round(
+                session,
+                round_.id,
+                self.runner,
+                dead_holder=holder if holder and runner_is_gone(holder) else None,
+                expired_before=utcnow() - LEASE,
+            )
+        if not claimed:
+            raise RuntimeError(f"round {round_.index} is being run by {holder}")
+
+    def run(self) -> CampaignOutcome:
+        upgrade(self.database_url)
+        engine = make_engine(self.database_url)
+        sessions = session_factory(engine)
+        campaign = self._open_campaign(sessions)
+        if campaign.status == CampaignStatus.CANCELLED:
+            return CampaignOutcome(campaign.status, "the campaign was cancelled; use a new name")
+        self.campaign_dir.mkdir(parents=True, exist_ok=True)
+        workers = CampaignWorkers(self.config, resolve_model(self.config.policy), self.campaign_dir)
+        outcome = CampaignOutcome(CampaignStatus.DONE)
+        try:
+            for index in range(self.config.rounds + 1):
+                with sessions.begin() as session:
+                    round_ = ensure_round(session, campaign, index)
+                if round_.status == RoundStatus.DONE:
+                    continue
+                self.snapshot.round = index
+                outcome.times[index] = StageTimes()
+                context = RoundContext(
+                    self.config, sessions, campaign.id, self.campaign_dir, workers.policy,
+                    workers, eval_items(self.config.evaluation),
+                    self._check_stop(sessions, campaign.id), self.snapshot, outcome.times[index],
+                )  # fmt: skip
+                self._claim(sessions, round_)
+                lease = Lease(sessions, round_.id, self.runner)
+                try:
+                    run_round(context, round_.id, index)
+                except Stopped as stop:
+                    outcome.status = stop.args[0]
+                    return outcome
+                except Exception as error:
+                    cause = getattr(error, "cause", None) or error  # a worker's own exception
+                    outcome.status = CampaignStatus.FAILED
+                    outcome.error = f"round {index}: {type(cause).__name__}: {cause}"
+                    logger.exception("round %d failed", index)
+                    with sessions.begin() as session:
+                        fail_round(session, session.get_one(Round, round_.id), outcome.error)
+                        set_campaign_status(session, campaign.id, CampaignStatus.FAILED)
+                    return outcome
+                finally:
+                    lease.stop()
+                    with sessions.begin() as session:
+                        release_round(session, round_.id, self.runner)
+            with sessions.begin() as session:
+                set_campaign_status(session, campaign.id, CampaignStatus.DONE)
+            return outcome
+        finally:
+            workers.shutdown()
+            engine.dispose()

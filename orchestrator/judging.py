@@ -1,0 +1,40 @@
+"""The campaign's judge and pairwise annotator, built from its settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from judge.base import Judge
+from judge.pairwise import OpenAIPairwiseAnnotator, RulePairwiseAnnotator
+from orchestrator.config import EvaluationSettings, JudgeSettings
+
+JUDGE_CACHE = "judge-cache.jsonl"
+
+
+def judge_name(settings: JudgeSettings) -> str:
+    """The name stored with every judgment of this judge."""
+    return "rules" if settings.kind == "rules" else settings.name
+
+
+def make_judge(settings: JudgeSettings, campaign_dir: Path) -> Judge:
+    """Paid judges keep an append-only cache in the campaign's directory, so a round
+    restarted after a crash finds every judgment it already paid for."""
+    if settings.kind == "rules":
+        from judge.rule_judge import RuleJudge
+
+        return RuleJudge()
+    if settings.kind == "openai":
+        from judge.cache import JudgmentCache
+        from judge.openai_judge import OpenAIJudge, OpenAIJudgeConfig
+
+        config = OpenAIJudgeConfig.model_validate(settings.model_dump(exclude={"kind"}))
+        return OpenAIJudge(config, JudgmentCache(campaign_dir / JUDGE_CACHE))
+    from judge.local_judge import LocalJudge, LocalJudgeConfig
+
+    return LocalJudge(LocalJudgeConfig.model_validate(settings.model_dump(exclude={"kind"})))
+
+
+def make_annotator(settings: EvaluationSettings) -> RulePairwiseAnnotator | OpenAIPairwiseAnnotator:
+    if settings.annotator == "openai":
+        return OpenAIPairwiseAnnotator(settings.openai)
+    return RulePairwiseAnnotator()

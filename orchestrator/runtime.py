@@ -1,0 +1,135 @@
+"""Ray for a campaign: connect (a local Ray started on demand, or `ray_address`) and the
+campaign's workers — generator replicas, a judge worker and the trainer — started when
+first needed and placed by their resource needs."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from orchestrator.config import CampaignConfig
+from orchestrator.judging import make_annotator, make_judge
+from workers.engine import EngineConfig
+
+logger = logging.getLogger(__name__)
+
+FORWARDED_ENV = ("CUTLOOP_HOME", "CUTLOOP_DATABASE_URL", "CUTLOOP_FAILPOINT",
+                 "CUTLOOP_FAILPOINT_MARKER", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")  # fmt: skip
+
+
+def forwarded_environment() -> dict[str, str]:
+    """cutloop's own settings, for actors on machines that did not inherit this
+    process's environment (API keys are not forwarded: set them on the cluster)."""
+    return {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
+
+
+def connect(address: str | None, verbose: bool = False) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local cluster needs no token
+    if address:
+        ray.init(address=address, log_to_driver=verbose)
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=verbose)
+
+
+def gpu_shares(total_gpus: float, replicas: int) -> tuple[float, float]:
+    """(GPUs per generator replica, GPUs for the trainer): a GPU each when there are
+    enough, else the GPUs split evenly between all of them; none on a CPU cluster."""
+    if total_gpus <= 0:
+        return 0.0, 0.0
+    if total_gpus >= replicas + 1:
+        return 1.0, 1.0
+    share = total_gpus / (replicas + 1)
+    return share, share
+
+
+class CampaignWorkers:
+    """The actors of one campaign, started lazily: a resumed run that only trains never
+    starts a generator, a run that only evaluates never starts the trainer."""
+
+    def __init__(self, config: CampaignConfig, policy: str, campaign_dir: Path) -> None:
+        import ray
+
+        self.config = config
+        self.policy = policy
+        self.campaign_dir = campaign_dir
+        gpus = ray.cluster_resources().get("GPU", 0.0)
+        self.generator_gpus, self.trainer_gpus = gpu_shares(gpus, config.generator.replicas)
+        self._generators: list | None = None
+        self._served: int = 0  # version the generators serve (0: the starting policy)
+        self._judge = None
+        self._trainer = None
+        self._annotator = None
+
+    def generators(self) -> list:
+        if self._generators is None:
+            from workers.placement import start_generators
+
+            settings = self.config.generator.model_dump(exclude={"replicas", "sampling"})
+            engine = EngineConfig(model=self.policy, **settings)
+            self._generators = start_generators(
+                engine, self.config.generator.replicas, self.generator_gpus, forwarded_environment()
+            )
+        return self._generators
+
+    def serve(self, version: int, location: str) -> None:
+        """Make every generator serve `version` (weights at `location`), hot-swapping."""
+        from workers.placement import swap_all
+
+        generators = self.generators()
+        if self._served != version:
+            swap_all(generators, location, version)
+            self._served = version
+
+    def judge(self):
+        if self._judge is None:
+            import ray
+
+            from workers.judge_worker import JudgeWorker
+
+            build: Callable = partial(make_judge, self.config.judge, self.campaign_dir)
+            self._judge = (
+                ray.remote(JudgeWorker)
+                .options(num_cpus=0, runtime_env={"env_vars": forwarded_environment()})
+                .remote(build)
+            )
+        return self._judge
+
+    def annotator(self):
+        """Pairwise annotators are light (rule checks or HTTP calls): they run here."""
+        if self._annotator is None:
+            self._annotator = make_annotator(self.config.evaluation)
+        return self._annotator
+
+    def trainer(self):
+        if self._trainer is None:
+            import ray
+
+            from workers.trainer import Trainer
+
+            threads = {"OMP_NUM_THREADS": str(os.cpu_count() or 1)}  # Ray sets 1 otherwise
+            self._trainer = (
+                ray.remote(Trainer)
+                .options(
+                    num_cpus=0,
+                    num_gpus=self.trainer_gpus,
+                    max_concurrency=2,  # `progress` answers while `train` runs
+                    runtime_env={"env_vars": {**forwarded_environment(), **threads}},
+                )
+                .remote()
+            )
+        return self._trainer
+
+    def shutdown(self) -> None:
+        import ray
+
+        for actor in [*(self._generators or []), self._judge, self._trainer]:
+            if actor is not None:
+                ray.kill(actor)
+        self._generators, self._judge, self._trainer = None, None, None

@@ -1,0 +1,101 @@
+"""One line per round of a campaign, for `cutloop status`, the end-of-run table and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from store.models import (
+    EvalRun,
+    Generation,
+    Judgment,
+    JudgmentStatus,
+    Polarity,
+    Prompt,
+    Round,
+    RoundStatus,
+    Stage,
+    TrainingRun,
+    TrainingStep,
+)
+
+
+@dataclass(frozen=True)
+class RoundSummary:
+    index: int
+    status: RoundStatus
+    stage: Stage
+    error: str | None
+    prompts: int
+    generations: int
+    negative: int  # ok judgments by polarity
+    positive: int
+    failed_calls: int  # failed judge calls recorded (a later retry may have succeeded)
+    steps: int
+    final_loss: float | None
+    flagged_fraction: float | None  # of Misalign tokens, mean over the round's steps
+    win_rate: float | None
+    standard_error: float | None
+    ties: int | None
+    n: int | None
+    avg_length: float | None
+
+
+def _count(session: Session, query) -> int:
+    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
+
+
+def round_summary(session: Session, round_: Round) -> RoundSummary:
+    judgments = (
+        select(Judgment.status, Judgment.polarity)
+        .join(Generation, Generation.id == Judgment.generation_id)
+        .where(Generation.round_id == round_.id)
+        .subquery()
+    )
+    tallies = {
+        (status, polarity): count
+        for status, polarity, count in session.execute(
+            select(judgments.c.status, judgments.c.polarity, func.count()).group_by(
+                judgments.c.status, judgments.c.polarity
+            )
+        )
+    }
+    steps = list(
+        session.scalars(
+            select(TrainingStep)
+            .join(TrainingRun, TrainingRun.id == TrainingStep.training_run_id)
+            .where(TrainingRun.round_id == round_.id)
+            .order_by(TrainingStep.step)
+        )
+    )
+    evaluation = session.scalar(
+        select(EvalRun).where(EvalRun.round_id == round_.id).order_by(EvalRun.id).limit(1)
+    )
+    return RoundSummary(
+        index=round_.index,
+        status=round_.status,
+        stage=round_.stage,
+        error=round_.error,
+        prompts=_count(session, select(Prompt.id).where(Prompt.used_in_round_id == round_.id)),
+        generations=_count(session, select(Generation.id).where(Generation.round_id == round_.id)),
+        negative=tallies.get((JudgmentStatus.OK, Polarity.NEGATIVE), 0),
+        positive=tallies.get((JudgmentStatus.OK, Polarity.POSITIVE), 0),
+        failed_calls=tallies.get((JudgmentStatus.FAILED, None), 0),
+        steps=len(steps),
+        final_loss=steps[-1].loss if steps else None,
+        flagged_fraction=sum(s.flagged_fraction for s in steps) / len(steps) if steps else None,
+        win_rate=evaluation.win_rate if evaluation else None,
+        standard_error=evaluation.standard_error if evaluation else None,
+        ties=evaluation.ties if evaluation else None,
+        n=evaluation.n if evaluation else None,
+        avg_length=evaluation.avg_length if evaluation else None,
+    )
+
+
+def round_summaries(session: Session, campaign_id: int) -> list[RoundSummary]:
+    rounds = session.scalars(
+        select(Round).where(Round.campaign_id == campaign_id).order_by(Round.index)
+    )
+    return [round_summary(session, r) for r in rounds]
