@@ -27,7 +27,7 @@ from judge.base import JudgeRequest, JudgmentStatus
 from judge.pairwise import PairwiseItem
 from orchestrator.config import CampaignConfig
 from orchestrator.evaluation import TIE, win_rate
-from orchestrator.failpoints import failpoint
+from workers.failpoints import failpoint
 from orchestrator.instructions import EvalItem as EvalInstruction
 from orchestrator.judging import judge_name
 from orchestrator.runtime import CampaignWorkers

@@ -79,3 +79,14 @@ def smollm2_dir() -> Path:
 @pytest.fixture(autouse=True)
 def _quiet_threads() -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray for the whole session (the campaign driver reuses a running Ray)."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local cluster: no token warning
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

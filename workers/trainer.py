@@ -19,6 +19,7 @@ from cut.checkpoint import METADATA_FILE, save_merged
 from cut.config import CUTConfig
 from cut.examples import JudgedExample
 from cut.reports import FlaggedTokens, StepMetrics
+from workers.failpoints import failpoint
 
 STEPS_FILE = "steps.jsonl"
 
@@ -78,6 +79,7 @@ class Trainer:
             self._latest = metrics
             with (state / STEPS_FILE).open("a") as log:
                 log.write(json.dumps(asdict(metrics)) + "\n")
+            failpoint(f"train-step-{metrics.step}")  # before this step's state is saved
 
         model, tokenizer = load_policy(policy, config)
         model, result = train_cut(

@@ -45,6 +45,7 @@ class FakeOpenAI:
     latency_s: float = 0.0
     retry_after_s: float = 0.3
     hang_s: float = 5.0
+    port: int = 0  # 0: any free port
     requests: list[Recorded] = field(default_factory=list)
     attempts: Counter = field(default_factory=Counter)
 
@@ -124,7 +125,8 @@ class FakeOpenAI:
         # bound and listening before the server thread starts: clients never race it
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by connections
-        sock.bind(("127.0.0.1", 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
         sock.listen(1024)
         self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
         config = uvicorn.Config(

@@ -1,4 +1,4 @@
-"""Named points in the round loop where a test can stop a real run dead.
+"""Named points in the round loop (and the trainer) where a test can stop a real run dead.
 
 With CUTLOOP_FAILPOINT=<name> set, the process that reaches `failpoint(name)` writes the
 name to $CUTLOOP_FAILPOINT_MARKER and then waits forever, so the test knows exactly where

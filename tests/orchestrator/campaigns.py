@@ -1,0 +1,65 @@
+"""Tiny campaigns for the loop's tests: a random Llama with a character tokenizer, served
+by the transformers backend, so a whole round takes seconds on two cores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from orchestrator.config import CampaignConfig
+from tests.conftest import char_tokenizer, tiny_llama
+
+
+def save_tiny_policy(directory: Path) -> Path:
+    tokenizer = char_tokenizer(chat=True)
+    tiny_llama(len(tokenizer)).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def tiny_campaign(name: str, policy: Path, **changes: Any) -> CampaignConfig:
+    base = {
+        "name": name,
+        "policy": str(policy),
+        "rounds": 2,
+        "prompts_per_round": 6,
+        "commit_every": 4,
+        "generator": {"backend": "hf", "sampling": {"max_new_tokens": 12, "seed": 0}},
+        "cut": {
+            "finetuning": "full",
+            "batch_size": 2,
+            "micro_batch_size": 2,
+            "max_length": 256,
+            "learning_rate": 1e-3,
+            "precision": "fp32",
+        },
+        "evaluation": {"max_instructions": 5, "max_new_tokens": 12},
+    }
+    return CampaignConfig.model_validate(_merge(base, changes))
+
+
+def openai_judge(base_url: str, **settings: Any) -> dict[str, Any]:
+    return {"kind": "openai", "base_url": base_url, "model": "judge", "api_key_env": "NO_KEY",
+            "max_retries": 0, "timeout_s": 5, **settings}  # fmt: skip
+
+
+def count(session: Session, model, *where) -> int:
+    return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def judge_calls(server) -> int:
+    """Judgment requests the server answered (AlpacaEval ranking prompts excluded)."""
+    return sum("leaderboard" not in r.content for r in server.requests)

@@ -1,0 +1,174 @@
+"""The campaign loop end to end on a real Ray, real stores (SQLite and PostgreSQL), the
+transformers engine with a tiny random policy, rule judges and a real OpenAI-compatible
+judge server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+from sqlalchemy import select
+from transformers import AutoModelForCausalLM
+
+from orchestrator.campaign_run import request_status, run_campaign
+from store.models import (
+    Campaign,
+    CampaignStatus,
+    Checkpoint,
+    EvalItem,
+    EvalRun,
+    Generation,
+    Judgment,
+    JudgmentStatus,
+    Prompt,
+    Round,
+    RoundStage,
+    RoundStatus,
+    Stage,
+    TrainingRun,
+    TrainingStep,
+)
+from tests.judge.fake_openai import FakeOpenAI
+from tests.orchestrator.campaigns import (
+    count,
+    judge_calls,
+    openai_judge,
+    save_tiny_policy,
+    tiny_campaign,
+)
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory):
+    return save_tiny_policy(tmp_path_factory.mktemp("policy"))
+
+
+@pytest.fixture
+def store_env(db_url, tmp_path, monkeypatch, ray_local):
+    """The campaign's home and database, seen by this process and the actors."""
+    monkeypatch.setenv("CUTLOOP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CUTLOOP_DATABASE_URL", db_url)
+    return tmp_path / "home"
+
+
+def rounds_of(session, name: str) -> list[Round]:
+    campaign = session.scalars(select(Campaign).where(Campaign.name == name)).one()
+    return list(
+        session.scalars(select(Round).where(Round.campaign_id == campaign.id).order_by(Round.index))
+    )
+
+
+def test_a_campaign_runs_every_stage_of_every_round_and_records_it(store_env, sessions, policy):
+    config = tiny_campaign("full", policy)
+    outcome = run_campaign(config)
+    assert outcome.status == CampaignStatus.DONE and outcome.error is None
+    with sessions() as s:
+        rounds = rounds_of(s, "full")
+        assert [(r.index, r.status, r.stage) for r in rounds] == [
+            (i, RoundStatus.DONE, Stage.DONE) for i in range(3)
+        ]
+        used = {}
+        for r in rounds[1:]:
+            prompts = list(s.scalars(select(Prompt).where(Prompt.used_in_round_id == r.id)))
+            generations = list(s.scalars(select(Generation).where(Generation.round_id == r.id)))
+            assert len(prompts) == 6 and len(generations) == 6
+            assert {g.prompt_id for g in generations} == {p.id for p in prompts}
+            assert {g.policy_version for g in generations} == {r.index - 1}  # the last swap
+            used[r.index] = {p.id for p in prompts}
+            ok = count(s, Judgment, Judgment.generation_id.in_([g.id for g in generations]),
+                       Judgment.status == JudgmentStatus.OK)  # fmt: skip
+            assert ok == 6
+            steps = list(
+                s.scalars(
+                    select(TrainingStep.step)
+                    .join(TrainingRun, TrainingRun.id == TrainingStep.training_run_id)
+                    .where(TrainingRun.round_id == r.id)
+                    .order_by(TrainingStep.step)
+                )
+            )
+            assert steps == [1, 2, 3]  # 5-6 examples after down-sampling, 2 per step
+            stages = s.scalars(
+                select(RoundStage).where(RoundStage.round_id == r.id).order_by(RoundStage.id)
+            )
+            assert [(x.stage, x.finished_at is not None) for x in stages] == [
+                (stage, True) for stage in list(Stage)[:-1]
+            ]
+        assert not used[1] & used[2]  # a round never reuses an instruction
+        checkpoints = list(s.scalars(select(Checkpoint).order_by(Checkpoint.version)))
+        assert [c.version for c in checkpoints] == [1, 2]
+        assert checkpoints[1].parent_id == checkpoints[0].id
+        runs = list(s.scalars(select(EvalRun).order_by(EvalRun.round_id)))
+        assert [r.n for r in runs] == [5, 5, 5] and all(r.failed == 0 for r in runs)
+        # round 0 is its own reference: every item a tie, no annotator needed
+        assert runs[0].win_rate == 50.0 and runs[0].ties == 5 and runs[0].reference == "round 0"
+        assert count(s, EvalItem) == 15
+    trained = AutoModelForCausalLM.from_pretrained(checkpoints[1].location)
+    start = AutoModelForCausalLM.from_pretrained(policy)
+    assert any(
+        not a.equal(b) for a, b in zip(trained.parameters(), start.parameters(), strict=True)
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_round_whose_judge_fails_is_recorded_failed_and_resumes_without_new_answers(
+    store_env, sessions, policy
+):
+    port = free_port()  # nothing listens there yet: every judge call fails
+    judge = openai_judge(f"http://127.0.0.1:{port}/v1")
+    config = tiny_campaign("judge-down", policy, rounds=1, judge=judge)
+    outcome = run_campaign(config)
+    assert outcome.status == CampaignStatus.FAILED
+    assert "judge: 6 of 6 answers have no judgment" in outcome.error
+    with sessions() as s:
+        first = rounds_of(s, "judge-down")[1]
+        assert first.status == RoundStatus.FAILED and first.stage == Stage.JUDGE
+        assert "no judgment" in first.error and "onnection" in first.error
+        assert count(s, Judgment, Judgment.status == JudgmentStatus.FAILED) == 6
+        assert count(s, Judgment, Judgment.status == JudgmentStatus.OK) == 0
+        answers = set(s.scalars(select(Generation.id)))
+        status = s.scalars(select(Campaign.status)).one()
+        assert status == CampaignStatus.FAILED
+    with FakeOpenAI(port=port) as server:  # the judge is back
+        outcome = run_campaign(config)
+    assert outcome.status == CampaignStatus.DONE
+    assert judge_calls(server) == 6
+    with sessions() as s:
+        assert set(s.scalars(select(Generation.id))) == answers  # nothing generated again
+        assert count(s, Judgment, Judgment.status == JudgmentStatus.OK) == 6
+        assert count(s, Judgment, Judgment.status == JudgmentStatus.FAILED) == 6  # kept
+        assert rounds_of(s, "judge-down")[1].error is None
+
+
+def test_pause_stops_between_batches_and_a_rerun_goes_on_without_paying_twice(
+    store_env, sessions, policy
+):
+    with FakeOpenAI(latency_s=0.5) as server:
+        judge = openai_judge(server.base_url, concurrency=1)
+        config = tiny_campaign("paused", policy, rounds=1, commit_every=2, judge=judge)
+        outcome = {}
+        runner = threading.Thread(target=lambda: outcome.update(first=run_campaign(config)))
+        runner.start()
+        with sessions() as s:  # wait for the first committed judgments, then pause
+            while runner.is_alive() and count(s, Judgment) == 0:
+                s.expire_all()
+                runner.join(timeout=0.1)
+        request_status("paused", "paused")
+        runner.join()
+        assert outcome["first"].status == CampaignStatus.PAUSED
+        with sessions() as s:
+            round_ = rounds_of(s, "paused")[1]
+            assert round_.stage == Stage.JUDGE and round_.claimed_by is None
+            assert 2 <= count(s, Judgment) < 6
+        assert run_campaign(config).status == CampaignStatus.DONE
+        assert judge_calls(server) == 6
+    with sessions() as s:
+        assert count(s, Judgment, Judgment.status == JudgmentStatus.OK) == 6
+    request_status("paused", "cancelled")
+    cancelled = run_campaign(config)
+    assert cancelled.status == CampaignStatus.CANCELLED and "cancelled" in cancelled.error

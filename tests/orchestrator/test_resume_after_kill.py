@@ -1,0 +1,123 @@
+"""SIGKILL a real `cutloop run` in every stage, one after the other, and check that each
+restart continues from the store: nothing generated or judged twice, no judge call paid
+twice, no lost rows, training resumed from its last saved step."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from sqlalchemy import select
+
+from store.models import (
+    Campaign,
+    CampaignStatus,
+    Checkpoint,
+    EvalItem,
+    EvalRun,
+    Generation,
+    Judgment,
+    JudgmentStatus,
+    Prompt,
+    Round,
+    Stage,
+    TrainingStep,
+)
+from tests.judge.fake_openai import FakeOpenAI
+from tests.orchestrator.campaigns import (
+    count,
+    judge_calls,
+    openai_judge,
+    save_tiny_policy,
+    tiny_campaign,
+)
+from workers.failpoints import FAILPOINT_ENV, MARKER_ENV
+
+CUTLOOP = str(Path(sys.executable).with_name("cutloop"))
+
+# (failpoint, round index and stage the store must show after the kill)
+KILLS = [
+    ("evaluate", 0, Stage.EVALUATE),  # round 0: the starting policy's evaluation
+    ("sample", 1, Stage.SAMPLE),  # inside the stage's transaction
+    ("generate", 1, Stage.GENERATE),  # after the first batch was committed
+    ("judge", 1, Stage.JUDGE),  # after the calls were paid, before their commit
+    ("build", 1, Stage.BUILD),
+    ("train-step-2", 1, Stage.TRAIN),  # in the trainer, step 1 saved
+    ("train", 1, Stage.TRAIN),  # trained and saved, nothing recorded
+    ("publish", 1, Stage.PUBLISH),
+    ("swap", 1, Stage.SWAP),
+    ("evaluate", 1, Stage.EVALUATE),
+]
+
+
+def kill_at(failpoint: str | None, config: Path, env: dict[str, str], log: Path) -> int:
+    """Run `cutloop run` until it reaches `failpoint`, then SIGKILL it; with None, run
+    it to the end. Returns the exit status."""
+    marker = log.with_suffix(".reached")
+    extra = {FAILPOINT_ENV: failpoint, MARKER_ENV: str(marker)} if failpoint else {}
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [CUTLOOP, "run", str(config)],
+            env={**env, **extra},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,  # its Ray processes too, for the clean-up below
+        )
+        try:
+            if failpoint is None:
+                return process.wait(timeout=600)
+            deadline = time.monotonic() + 600
+            while not marker.exists():  # the failpoint writes it, then waits forever
+                assert process.poll() is None, f"exited before {failpoint}: {log.read_text()}"
+                assert time.monotonic() < deadline, f"{failpoint} not reached"
+                time.sleep(0.1)
+            process.send_signal(signal.SIGKILL)
+            return process.wait()
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # Ray's agents outlive the driver
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_a_run_killed_in_every_stage_resumes_from_the_store(db_url, sessions, tmp_path):
+    policy = save_tiny_policy(tmp_path / "policy")
+    env = {**os.environ, "CUTLOOP_HOME": str(tmp_path / "home"), "CUTLOOP_DATABASE_URL": db_url,
+           "RAY_AUTH_MODE": "disabled"}  # fmt: skip
+    with FakeOpenAI() as server:
+        config = tiny_campaign(
+            "killed",
+            policy,
+            rounds=1,
+            judge=openai_judge(server.base_url),
+            cut={"save_state_every": 1},
+        )
+        path = tmp_path / "campaign.yaml"
+        path.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
+        for number, (failpoint, index, stage) in enumerate(KILLS):
+            assert kill_at(failpoint, path, env, tmp_path / f"{number}-{failpoint}.log") < 0
+            with sessions() as s:
+                rounds = list(s.scalars(select(Round).order_by(Round.index)))
+                assert (rounds[-1].index, rounds[-1].stage) == (index, stage), failpoint
+                if failpoint == "generate":
+                    assert count(s, Generation) == 4  # the first batch, committed
+                if failpoint == "judge":
+                    assert count(s, Judgment) == 0 and judge_calls(server) == 4
+        assert kill_at(None, path, env, tmp_path / "final.log") == 0
+        assert judge_calls(server) == 6  # every answer judged once: the cache held the rest
+
+    with sessions() as s:
+        assert s.scalars(select(Campaign.status)).one() == CampaignStatus.DONE
+        assert [r.stage for r in s.scalars(select(Round).order_by(Round.index))] == [Stage.DONE] * 2
+        assert count(s, Prompt, Prompt.used_in_round_id.is_not(None)) == 6
+        assert count(s, Generation) == 6
+        assert count(s, Judgment, Judgment.status == JudgmentStatus.OK) == 6
+        assert count(s, Judgment) == 6
+        assert list(s.scalars(select(TrainingStep.step).order_by(TrainingStep.step))) == [1, 2, 3]
+        assert [c.version for c in s.scalars(select(Checkpoint))] == [1]
+        assert [r.n for r in s.scalars(select(EvalRun).order_by(EvalRun.id))] == [5, 5]
+        assert count(s, EvalItem) == 10
