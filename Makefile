@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-DEMO_OUT ?= out/demo-offline
 
 .PHONY: demo test bench clean
 
@@ -19,8 +18,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/cutloop models fetch smollm2
-	$(BIN)/cutloop train --model smollm2 --data campaigns/data/offline-sample.json \
-		--config campaigns/offline-demo.yaml --out $(DEMO_OUT)
+	$(BIN)/cutloop run campaigns/demo-cpu.yaml
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -29,6 +27,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/round_overhead.py
 
 clean:
 	rm -rf $(VENV) out

@@ -56,12 +56,16 @@ def run_campaign(config: CampaignConfig, verbose: bool = False) -> CampaignOutco
     )
     finished = driver.run.remote()
     with campaign_progress() as progress:
+        shown = (0, "")
         task = progress.add_task("starting", total=None, round=0, rounds=config.rounds, metrics="")
         while True:
             try:
                 if ray.wait([finished], timeout=0.5)[0]:
                     break
                 snapshot: Snapshot = ray.get(driver.progress.remote())
+                if not stderr_console.is_terminal and (snapshot.round, snapshot.stage) != shown:
+                    shown = (snapshot.round, snapshot.stage)  # a log line per stage when piped
+                    stderr_console.print(f"round {shown[0]}/{config.rounds}: {shown[1]}")
                 progress.update(
                     task, description=snapshot.stage, completed=snapshot.done,
                     total=snapshot.total or None, round=snapshot.round, metrics=_metrics(snapshot),

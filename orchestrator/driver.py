@@ -146,6 +146,16 @@ class CampaignDriver:
             raise RuntimeError(f"round {round_.index} is being run by {holder}")
 
     def run(self) -> CampaignOutcome:
+        """Run the campaign. A refusal (another config under the same name, a round held
+        by a live driver, an unreadable instruction source) is the outcome's error; it
+        changes nothing stored."""
+        try:
+            return self._run()
+        except Exception as error:
+            logger.exception("campaign %s did not start", self.config.name)
+            return CampaignOutcome(CampaignStatus.FAILED, f"{type(error).__name__}: {error}")
+
+    def _run(self) -> CampaignOutcome:
         upgrade(self.database_url)
         engine = make_engine(self.database_url)
         sessions = session_factory(engine)

@@ -27,7 +27,6 @@ from judge.base import JudgeRequest, JudgmentStatus
 from judge.pairwise import PairwiseItem
 from orchestrator.config import CampaignConfig
 from orchestrator.evaluation import TIE, win_rate
-from workers.failpoints import failpoint
 from orchestrator.instructions import EvalItem as EvalInstruction
 from orchestrator.judging import judge_name
 from orchestrator.runtime import CampaignWorkers
@@ -60,6 +59,7 @@ from store.training import (
     start_training_run,
 )
 from workers.engine import SamplingConfig
+from workers.failpoints import failpoint
 
 
 class RoundFailure(RuntimeError):
@@ -91,6 +91,7 @@ class StageTimes:
 
     wall: dict[str, float] = field(default_factory=dict)
     work: dict[str, float] = field(default_factory=dict)
+    round_wall: float = 0.0  # the whole round, between-stage bookkeeping included
 
 
 @dataclass
@@ -472,6 +473,14 @@ STAGES: dict[Stage, Callable[[RoundContext, int, int], None]] = {
 
 def run_round(context: RoundContext, round_id: int, index: int) -> None:
     """Run the round's remaining stages, from the one recorded on it."""
+    round_started = time.perf_counter()
+    try:
+        _run_stages(context, round_id, index)
+    finally:
+        context.times.round_wall = time.perf_counter() - round_started
+
+
+def _run_stages(context: RoundContext, round_id: int, index: int) -> None:
     while True:
         with context.sessions() as session:
             stage = session.get_one(Round, round_id).stage

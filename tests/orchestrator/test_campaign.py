@@ -172,3 +172,20 @@ def test_pause_stops_between_batches_and_a_rerun_goes_on_without_paying_twice(
     request_status("paused", "cancelled")
     cancelled = run_campaign(config)
     assert cancelled.status == CampaignStatus.CANCELLED and "cancelled" in cancelled.error
+
+
+def test_a_name_taken_by_other_settings_is_refused_and_left_alone(store_env, sessions, policy):
+    from store.campaigns import create_campaign
+
+    first = tiny_campaign("taken", policy)
+    with sessions.begin() as s:
+        create_campaign(s, "taken", first.model_dump(mode="json", by_alias=True))
+    outcome = run_campaign(tiny_campaign("taken", policy, prompts_per_round=7))
+    assert outcome.status == CampaignStatus.FAILED
+    assert "campaign 'taken' exists with another config" in outcome.error
+    with sessions() as s:
+        (campaign,) = s.scalars(select(Campaign))
+        assert (
+            campaign.status == CampaignStatus.PENDING and campaign.config["prompts_per_round"] == 6
+        )
+        assert count(s, Round) == 0

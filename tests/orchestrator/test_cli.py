@@ -65,3 +65,22 @@ def test_train_on_the_shipped_sample_writes_a_loadable_checkpoint(smollm2_dir, t
 
     AutoModelForCausalLM.from_pretrained(out)
     assert AutoTokenizer.from_pretrained(out).chat_template
+
+
+def test_run_refuses_a_bad_campaign_before_starting_anything(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("name: c\nprompts_per_round: -3\n")
+    env = {"CUTLOOP_HOME": str(tmp_path / "home")}
+    done = cutloop("run", str(config), env=env)
+    assert done.returncode == 2
+    assert "prompts_per_round: Input should be greater than or equal to 1 (got -3)" in done.stderr
+    assert not (tmp_path / "home" / "cutloop.db").exists()
+
+
+def test_status_pause_and_cancel_name_what_is_missing(tmp_path):
+    env = {"CUTLOOP_HOME": str(tmp_path)}
+    done = cutloop("status", env=env)
+    assert done.returncode == 2 and "no campaigns yet" in done.stderr
+    for command in ("status", "pause", "cancel"):
+        done = cutloop(command, "nope", env=env)
+        assert done.returncode == 2 and "no campaign named 'nope'" in done.stderr

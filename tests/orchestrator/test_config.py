@@ -32,6 +32,11 @@ def test_shipped_campaigns_load():
             "name: x\ngenerator:\n  replica: 2\n",
             "generator.replica: Extra inputs are not permitted (got 2)",
         ),
+        ("name: x\ncommit_every: 0\n", "commit_every: Input should be greater than or equal to 1"),
+        (
+            "name: x\nmax_failed_judgments: 1.5\n",
+            "max_failed_judgments: Input should be less than or equal to 1 (got 1.5)",
+        ),
         ("rounds: 2\n", "name: Field required"),
         ("- a\n- b\n", "expected a mapping"),
         ("name: [unclosed\n", "invalid YAML"),

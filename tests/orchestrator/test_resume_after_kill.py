@@ -109,6 +109,8 @@ def test_a_run_killed_in_every_stage_resumes_from_the_store(db_url, sessions, tm
                     assert count(s, Judgment) == 0 and judge_calls(server) == 4
         assert kill_at(None, path, env, tmp_path / "final.log") == 0
         assert judge_calls(server) == 6  # every answer judged once: the cache held the rest
+    status = subprocess.run([CUTLOOP, "status", "killed"], env=env, capture_output=True, text=True)
+    assert status.returncode == 0 and "killed — done" in status.stdout
 
     with sessions() as s:
         assert s.scalars(select(Campaign.status)).one() == CampaignStatus.DONE
