@@ -85,6 +85,9 @@ class CampaignConfig(_Strict):
     commit_every: int = Field(
         64, ge=1, description="generations, judgments or eval items per store commit"
     )
+    train_on_truncated: bool = Field(
+        False, description="train on answers cut off at max_new_tokens (they get an EOS)"
+    )
     max_failed_judgments: float = Field(
         0.2, ge=0, le=1, description="fraction of a round's answers left unjudged before it fails"
     )

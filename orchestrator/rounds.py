@@ -243,15 +243,23 @@ def round_cut_config(config: CampaignConfig, index: int) -> CUTConfig:
 
 
 def build(context: RoundContext, round_id: int, index: int) -> None:
-    """Fix the round's training set: which judged answers, in which order."""
+    """Fix the round's training set: which judged answers, in which order. Answers cut
+    off at `max_new_tokens` are left out unless `train_on_truncated`: every CUT target
+    ends with EOS, which would teach the policy to stop mid-sentence."""
 
     def record(session: Session, round_: Round) -> None:
         name = judge_name(context.config.judge)
-        usable = ok_judgments(session, round_id, name)
+        judged = ok_judgments(session, round_id, name)
+        usable = [
+            (g, j, p)
+            for g, j, p in judged
+            if context.config.train_on_truncated or g.finish_reason != "length"
+        ]
         negative = sum(j.polarity == Polarity.NEGATIVE for _, j, _ in usable)
         if negative == 0:
             raise RoundFailure(
-                f"build: none of the {len(usable)} judged answers is negative; "
+                f"build: none of the {len(usable)} usable judged answers is negative "
+                f"({len(judged) - len(usable)} truncated left out); "
                 "there is nothing for CUT to learn from"
             )
         cut_config = round_cut_config(context.config, index)
@@ -264,6 +272,7 @@ def build(context: RoundContext, round_id: int, index: int) -> None:
                 "generation_ids": [g.id for g, _, _ in usable],
                 "negative": negative,
                 "positive": len(usable) - negative,
+                "truncated_left_out": len(judged) - len(usable),
             },
         )
         failpoint("build")

@@ -26,6 +26,12 @@ def forwarded_environment() -> dict[str, str]:
     return {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
 
 
+def all_cores_environment() -> dict[str, str]:
+    """For actors that compute on the CPU while the generators idle (Ray gives an actor
+    without CPU slots OMP_NUM_THREADS=1)."""
+    return {**forwarded_environment(), "OMP_NUM_THREADS": str(os.cpu_count() or 1)}
+
+
 def connect(address: str | None, verbose: bool = False) -> None:
     import ray
 
@@ -96,7 +102,7 @@ class CampaignWorkers:
             build: Callable = partial(make_judge, self.config.judge, self.campaign_dir)
             self._judge = (
                 ray.remote(JudgeWorker)
-                .options(num_cpus=0, runtime_env={"env_vars": forwarded_environment()})
+                .options(num_cpus=0, runtime_env={"env_vars": all_cores_environment()})
                 .remote(build)
             )
         return self._judge
@@ -113,14 +119,13 @@ class CampaignWorkers:
 
             from workers.trainer import Trainer
 
-            threads = {"OMP_NUM_THREADS": str(os.cpu_count() or 1)}  # Ray sets 1 otherwise
             self._trainer = (
                 ray.remote(Trainer)
                 .options(
                     num_cpus=0,
                     num_gpus=self.trainer_gpus,
                     max_concurrency=2,  # `progress` answers while `train` runs
-                    runtime_env={"env_vars": {**forwarded_environment(), **threads}},
+                    runtime_env={"env_vars": all_cores_environment()},
                 )
                 .remote()
             )

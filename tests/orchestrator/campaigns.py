@@ -37,6 +37,7 @@ def tiny_campaign(name: str, policy: Path, **changes: Any) -> CampaignConfig:
         "rounds": 2,
         "prompts_per_round": 6,
         "commit_every": 4,
+        "train_on_truncated": True,  # a random policy rarely ends before max_new_tokens
         "generator": {"backend": "hf", "sampling": {"max_new_tokens": 12, "seed": 0}},
         "cut": {
             "finetuning": "full",
