@@ -55,6 +55,9 @@ class HFInstructions(_Strict):
     dataset: str = Field(description="Hugging Face dataset id (needs network)")
     split: str = "train"
     field: str = "instruction"
+    input_field: str | None = Field(
+        None, description="appended to the instruction after a blank line when non-empty"
+    )
 
 
 class BuiltinInstructions(_Strict):

@@ -38,7 +38,11 @@ def train_instructions(source: InstructionSource) -> list[str]:
     else:
         from datasets import load_dataset
 
-        texts = [str(row[source.field]) for row in load_dataset(source.dataset, split=source.split)]
+        rows = load_dataset(source.dataset, split=source.split)
+        texts = [
+            "\n\n".join(filter(None, (str(row[source.field]), row.get(source.input_field or ""))))
+            for row in rows
+        ]
     return list(dict.fromkeys(texts))
 
 

@@ -3,7 +3,12 @@ import json
 import pytest
 
 from cut.datafile import DataFileError
-from orchestrator.config import BuiltinInstructions, EvaluationSettings, FileInstructions
+from orchestrator.config import (
+    BuiltinInstructions,
+    EvaluationSettings,
+    FileInstructions,
+    HFInstructions,
+)
 from orchestrator.instructions import eval_items, train_instructions
 
 
@@ -35,3 +40,14 @@ def test_eval_file_needs_references_and_errors_name_the_record(tmp_path):
     assert (item.instruction, item.reference) == ("q", "ref")
     with pytest.raises(DataFileError, match=r"evaluation\.path"):
         eval_items(EvaluationSettings(eval_set="file"))
+
+
+def test_a_hugging_face_dataset_with_alpaca_inputs(tmp_path):
+    """A dataset directory loads like a hub id (offline here); Alpaca's `input` is appended."""
+    rows = [
+        {"instruction": "Translate to French.", "input": "Good morning"},
+        {"instruction": "Name a colour.", "input": ""},
+    ]
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    source = HFInstructions(dataset=str(tmp_path), input_field="input")
+    assert train_instructions(source) == ["Translate to French.\n\nGood morning", "Name a colour."]
