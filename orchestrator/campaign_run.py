@@ -56,7 +56,7 @@ def run_campaign(config: CampaignConfig, verbose: bool = False) -> CampaignOutco
     )
     finished = driver.run.remote()
     with campaign_progress() as progress:
-        shown = (0, "")
+        shown, pausing = (0, ""), False
         task = progress.add_task("starting", total=None, round=0, rounds=config.rounds, metrics="")
         while True:
             try:
@@ -71,6 +71,9 @@ def run_campaign(config: CampaignConfig, verbose: bool = False) -> CampaignOutco
                     total=snapshot.total or None, round=snapshot.round, metrics=_metrics(snapshot),
                 )  # fmt: skip
             except KeyboardInterrupt:
+                if pausing:
+                    raise  # the second Ctrl-C: leave now; the store keeps what is done
+                pausing = True
                 _set_status(config.name, CampaignStatus.PAUSED)
                 stderr_console.print("pausing after the current batch (Ctrl-C again to abort)")
     outcome: CampaignOutcome = ray.get(finished)

@@ -56,9 +56,11 @@ KILLS = [
 ]
 
 
-def kill_at(failpoint: str | None, config: Path, env: dict[str, str], log: Path) -> int:
-    """Run `cutloop run` until it reaches `failpoint`, then SIGKILL it; with None, run
-    it to the end. Returns the exit status."""
+def kill_at(
+    failpoint: str | None, config: Path, env: dict[str, str], log: Path, before_kill=None
+) -> int:
+    """Run `cutloop run` until it reaches `failpoint`, call `before_kill(process)`, then
+    SIGKILL it; with None, run it to the end. Returns the exit status."""
     marker = log.with_suffix(".reached")
     extra = {FAILPOINT_ENV: failpoint, MARKER_ENV: str(marker)} if failpoint else {}
     with log.open("w") as stderr:
@@ -77,6 +79,8 @@ def kill_at(failpoint: str | None, config: Path, env: dict[str, str], log: Path)
                 assert process.poll() is None, f"exited before {failpoint}: {log.read_text()}"
                 assert time.monotonic() < deadline, f"{failpoint} not reached"
                 time.sleep(0.1)
+            if before_kill is not None:
+                before_kill(process)
             process.send_signal(signal.SIGKILL)
             return process.wait()
         finally:
@@ -98,8 +102,19 @@ def test_a_run_killed_in_every_stage_resumes_from_the_store(db_url, sessions, tm
         )
         path = tmp_path / "campaign.yaml"
         path.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
+
+        def interrupt_pauses(process):  # Ctrl-C asks the driver to pause (it is stuck)
+            process.send_signal(signal.SIGINT)
+            with sessions() as s:
+                while s.scalars(select(Campaign.status)).one() != CampaignStatus.PAUSED:
+                    assert process.poll() is None
+                    s.expire_all()
+                    time.sleep(0.1)
+
         for number, (failpoint, index, stage) in enumerate(KILLS):
-            assert kill_at(failpoint, path, env, tmp_path / f"{number}-{failpoint}.log") < 0
+            log = tmp_path / f"{number}-{failpoint}.log"
+            before_kill = interrupt_pauses if failpoint == "generate" else None
+            assert kill_at(failpoint, path, env, log, before_kill) < 0
             with sessions() as s:
                 rounds = list(s.scalars(select(Round).order_by(Round.index)))
                 assert (rounds[-1].index, rounds[-1].stage) == (index, stage), failpoint
