@@ -9,7 +9,7 @@ from orchestrator.campaign_table import rounds_table
 from orchestrator.config import CampaignConfig
 from orchestrator.driver import CampaignDriver, CampaignOutcome
 from orchestrator.progress import campaign_progress, stderr_console, stdout_console
-from orchestrator.rounds import Snapshot
+from orchestrator.round_context import Snapshot
 from orchestrator.runtime import connect, forwarded_environment
 from store.campaigns import campaign_by_name, list_campaigns, set_campaign_status
 from store.engine import database_url, make_engine, session_factory

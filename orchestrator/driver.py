@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator.config import CampaignConfig
 from orchestrator.instructions import eval_items, train_instructions
 from orchestrator.models import resolve_model
-from orchestrator.rounds import RoundContext, Snapshot, StageTimes, Stopped, run_round
+from orchestrator.round_context import RoundContext, Snapshot, StageTimes, Stopped
+from orchestrator.rounds import run_round
 from orchestrator.runtime import CampaignWorkers
 from store.campaigns import (
     campaign_by_name,

@@ -1,0 +1,191 @@
+"""The stages that learn from the judged answers: build the training set, train with CUT
+in the trainer actor, publish the checkpoint, hot-swap it into the generators."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cut.config import CUTConfig
+from cut.examples import JudgedExample, Polarity
+from judge.base import JudgmentStatus
+from orchestrator.config import CampaignConfig
+from orchestrator.judging import judge_name
+from orchestrator.round_context import RoundContext, RoundFailure, commit_stage
+from store.models import CheckpointKind, Generation, Judgment, Prompt, Round, Stage
+from store.models import TrainingRun as TrainingRunRow
+from store.results import ok_judgments
+from store.training import (
+    add_checkpoint,
+    add_flagged_tokens,
+    add_training_steps,
+    finish_training_run,
+    latest_checkpoint,
+    start_training_run,
+)
+from workers.failpoints import failpoint
+
+
+# --- build --------------------------------------------------------------------------
+def round_cut_config(config: CampaignConfig, index: int) -> CUTConfig:
+    """Each round shuffles its examples differently."""
+    return config.cut.model_copy(update={"seed": config.cut.seed + index})
+
+
+def build(context: RoundContext, round_id: int, index: int) -> None:
+    """Fix the round's training set: which judged answers, in which order. Answers cut
+    off at `max_new_tokens` are left out unless `train_on_truncated`: every CUT target
+    ends with EOS, which would teach the policy to stop mid-sentence."""
+
+    def record(session: Session, round_: Round) -> None:
+        name = judge_name(context.config.judge)
+        judged = ok_judgments(session, round_id, name)
+        usable = [
+            (g, j, p)
+            for g, j, p in judged
+            if context.config.train_on_truncated or g.finish_reason != "length"
+        ]
+        negative = sum(j.polarity == Polarity.NEGATIVE for _, j, _ in usable)
+        if negative == 0:
+            raise RoundFailure(
+                f"build: none of the {len(usable)} usable judged answers is negative "
+                f"({len(judged) - len(usable)} truncated left out); "
+                "there is nothing for CUT to learn from"
+            )
+        cut_config = round_cut_config(context.config, index)
+        start_training_run(
+            session,
+            round_id,
+            {
+                "cut": cut_config.model_dump(mode="json", by_alias=True),
+                "judge": name,
+                "generation_ids": [g.id for g, _, _ in usable],
+                "negative": negative,
+                "positive": len(usable) - negative,
+                "truncated_left_out": len(judged) - len(usable),
+            },
+        )
+        failpoint("build")
+
+    commit_stage(context, round_id, Stage.BUILD, record)
+
+
+def training_examples(session: Session, run: TrainingRunRow) -> list[JudgedExample]:
+    ids: list[int] = run.hyperparameters["generation_ids"]
+    query = (
+        select(Generation, Judgment, Prompt)
+        .join(Judgment, Judgment.generation_id == Generation.id)
+        .join(Prompt, Prompt.id == Generation.prompt_id)
+        .where(
+            Generation.id.in_(ids),
+            Judgment.judge_name == run.hyperparameters["judge"],
+            Judgment.status == JudgmentStatus.OK,
+        )
+    )
+    by_id = {
+        g.id: JudgedExample(p.instruction, g.text, j.text, j.polarity)
+        for g, j, p in session.execute(query)
+    }
+    return [by_id[i] for i in ids]
+
+
+def _training_run(session: Session, round_id: int) -> TrainingRunRow:
+    return session.scalars(select(TrainingRunRow).where(TrainingRunRow.round_id == round_id)).one()
+
+
+# --- train --------------------------------------------------------------------------
+def checkpoint_dir(context: RoundContext, version: int) -> Path:
+    return context.campaign_dir / "checkpoints" / f"v{version}"
+
+
+def train(context: RoundContext, round_id: int, index: int) -> None:
+    import ray
+
+    with context.sessions() as session:
+        run = _training_run(session, round_id)
+        examples = training_examples(session, run)
+        generation_ids = run.hyperparameters["generation_ids"]
+        policy = context.checkpoint_location(session, index - 1)
+    trainer = context.workers.trainer()
+    future = trainer.train.remote(
+        policy,
+        examples,
+        round_cut_config(context.config, index),
+        str(checkpoint_dir(context, index)),
+        str(context.campaign_dir / "rounds" / str(index) / "train-state"),
+        {"campaign": context.config.name, "round": index},
+    )
+    started = time.perf_counter()
+    while not ray.wait([future], timeout=1.0)[0]:
+        if (latest := ray.get(trainer.progress.remote())) is not None:
+            context.snapshot.done, context.snapshot.total = latest.step, latest.total_steps
+            context.snapshot.loss, context.snapshot.flagged = latest.loss, latest.flagged_fraction
+    outcome = ray.get(future)
+    context.times.work[Stage.TRAIN] = time.perf_counter() - started
+    failpoint("train")  # trained and saved, nothing stored yet
+
+    def record(session: Session, round_: Round) -> None:
+        run = _training_run(session, round_id)
+        metric_fields = ("loss", "mle_loss", "unlikelihood_loss", "n_flagged", "flagged_fraction",
+                         "tokens_per_s", "learning_rate", "grad_norm")  # fmt: skip
+        add_training_steps(
+            session,
+            run.id,
+            [{"step": s.step, **{f: getattr(s, f) for f in metric_fields}} for s in outcome.steps],
+        )
+        add_flagged_tokens(
+            session,
+            run.id,
+            [
+                {
+                    "generation_id": generation_ids[f.example_index],
+                    "positions": f.positions,
+                    "token_ids": f.token_ids,
+                    "ratios": f.ratios,
+                }
+                for f in outcome.flagged
+            ],
+        )
+
+    commit_stage(context, round_id, Stage.TRAIN, record)
+
+
+# --- publish ------------------------------------------------------------------------
+def directory_sha256(directory: Path) -> str:
+    """One digest over the weight files (names and bytes), in name order."""
+    digest = hashlib.sha256()
+    for file in sorted(directory.glob("*.safetensors")):
+        digest.update(file.name.encode())
+        with file.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def publish(context: RoundContext, round_id: int, index: int) -> None:
+    location = checkpoint_dir(context, index)
+    if not any(location.glob("*.safetensors")):
+        raise RoundFailure(f"publish: no checkpoint at {location}")
+    sha256 = directory_sha256(location)
+
+    def record(session: Session, round_: Round) -> None:
+        parent = latest_checkpoint(session, context.campaign_id, at_most=index - 1)
+        checkpoint_id = add_checkpoint(
+            session, context.campaign_id, index, str(location), sha256, CheckpointKind.FULL,
+            parent.id if parent is not None else None,
+        )  # fmt: skip
+        finish_training_run(session, _training_run(session, round_id), checkpoint_id)
+        failpoint("publish")
+
+    commit_stage(context, round_id, Stage.PUBLISH, record)
+
+
+# --- swap ---------------------------------------------------------------------------
+def swap(context: RoundContext, round_id: int, index: int) -> None:
+    context.work(Stage.SWAP, lambda: context.serve(index))
+    failpoint("swap")
+    commit_stage(context, round_id, Stage.SWAP)
