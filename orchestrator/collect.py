@@ -83,11 +83,11 @@ def judge(context: RoundContext, round_id: int, index: int) -> None:
         total = session.scalar(
             select(func.count()).select_from(Generation).where(Generation.round_id == round_id)
         )
-    worker = context.workers.judge() if pending else None
+    worker = context.workers.judge  # started on first use: not when all is judged
     last_error = None
     for batch in context.batches(Stage.JUDGE, pending, total):
         requests = [JudgeRequest(p.instruction, g.text) for g, p in batch]
-        results = context.work(Stage.JUDGE, lambda r=requests: ray.get(worker.judge.remote(r)))  # type: ignore[union-attr]
+        results = context.work(Stage.JUDGE, lambda r=requests: ray.get(worker().judge.remote(r)))
         failpoint("judge")  # the calls are made (and paid for), nothing is stored yet
         rows = []
         for (generation, _), result in zip(batch, results, strict=True):

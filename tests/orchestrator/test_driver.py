@@ -5,7 +5,12 @@ import sys
 import psutil
 import pytest
 
-from orchestrator.driver import runner_identity, runner_is_gone
+from orchestrator.driver import (
+    campaign_identity,
+    claim_directory,
+    runner_identity,
+    runner_is_gone,
+)
 from orchestrator.runtime import gpu_shares
 
 
@@ -24,3 +29,16 @@ def test_a_runner_is_gone_only_when_its_process_on_this_machine_is():
 )
 def test_gpu_shares(gpus, replicas, expected):
     assert gpu_shares(gpus, replicas) == expected
+
+
+def test_a_directory_left_by_another_campaign_of_that_name_is_moved_aside(tmp_path):
+    directory = tmp_path / "campaigns" / "demo"
+    (directory / "rounds" / "1" / "train-state").mkdir(parents=True)
+    claim_directory(directory, campaign_identity("sqlite:///a.db", 1))
+    assert list(directory.iterdir()) == [directory / "campaign-id"]  # old files moved
+    (aside,) = tmp_path.joinpath("campaigns").glob("demo.replaced-*")
+    assert (aside / "rounds" / "1" / "train-state").is_dir()
+    (directory / "checkpoints").mkdir()
+    claim_directory(directory, campaign_identity("sqlite:///a.db", 1))  # its own: kept
+    assert (directory / "checkpoints").is_dir()
+    assert campaign_identity("postgresql://u:secret@h/db", 1).count("secret") == 0
