@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from judge.base import JudgeRequest
 from orchestrator.judging import judge_name
 from orchestrator.round_context import RoundContext, RoundFailure, commit_stage
-from store.models import Generation, Round, Stage
+from store.models import Round, Stage
 from store.results import (
     add_generations,
     add_judgments,
+    count_generations,
     generated_prompt_ids,
     round_prompts,
     take_unused_prompts,
@@ -80,9 +80,7 @@ def judge(context: RoundContext, round_id: int, index: int) -> None:
     name = judge_name(context.config.judge)
     with context.sessions() as session:
         pending = unjudged_generations(session, round_id, name)
-        total = session.scalar(
-            select(func.count()).select_from(Generation).where(Generation.round_id == round_id)
-        )
+        total = count_generations(session, round_id)
     worker = context.workers.judge  # started on first use: not when all is judged
     last_error = None
     for batch in context.batches(Stage.JUDGE, pending, total):

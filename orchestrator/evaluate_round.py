@@ -3,7 +3,6 @@ annotator compares each answer with the reference."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from judge.pairwise import PairwiseItem
@@ -11,12 +10,13 @@ from orchestrator.evaluation import TIE, win_rate
 from orchestrator.round_context import RoundContext, commit_stage
 from store.evals import (
     add_eval_items,
+    eval_items_of,
     eval_outputs,
     finish_eval_run,
     first_round_outputs,
     start_eval_run,
 )
-from store.models import EvalItem, Round, Stage
+from store.models import Round, Stage
 from store.results import sha256_text
 from workers.engine import SamplingConfig
 from workers.failpoints import failpoint
@@ -81,7 +81,7 @@ def evaluate(context: RoundContext, round_id: int, index: int) -> None:
         failpoint("evaluate")
 
     def summarise(session: Session, round_: Round) -> None:
-        items = list(session.scalars(select(EvalItem).where(EvalItem.eval_run_id == run.id)))
+        items = eval_items_of(session, run.id)
         score = win_rate([i.preference for i in items], [i.output for i in items])
         context.snapshot.win_rate = score.win_rate
         finish_eval_run(

@@ -7,16 +7,14 @@ import hashlib
 import time
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cut.config import CUTConfig
 from cut.examples import JudgedExample, Polarity
-from judge.base import JudgmentStatus
 from orchestrator.config import CampaignConfig
 from orchestrator.judging import judge_name
 from orchestrator.round_context import RoundContext, RoundFailure, commit_stage
-from store.models import CheckpointKind, Generation, Judgment, Prompt, Round, Stage
+from store.models import CheckpointKind, Round, Stage
 from store.models import TrainingRun as TrainingRunRow
 from store.results import ok_judgments
 from store.training import (
@@ -26,6 +24,7 @@ from store.training import (
     finish_training_run,
     latest_checkpoint,
     start_training_run,
+    training_run_of,
 )
 from workers.failpoints import failpoint
 
@@ -75,26 +74,11 @@ def build(context: RoundContext, round_id: int, index: int) -> None:
 
 
 def training_examples(session: Session, run: TrainingRunRow) -> list[JudgedExample]:
-    ids: list[int] = run.hyperparameters["generation_ids"]
-    query = (
-        select(Generation, Judgment, Prompt)
-        .join(Judgment, Judgment.generation_id == Generation.id)
-        .join(Prompt, Prompt.id == Generation.prompt_id)
-        .where(
-            Generation.id.in_(ids),
-            Judgment.judge_name == run.hyperparameters["judge"],
-            Judgment.status == JudgmentStatus.OK,
-        )
+    """The examples fixed by build, in build's order."""
+    judged = ok_judgments(
+        session, run.round_id, run.hyperparameters["judge"], run.hyperparameters["generation_ids"]
     )
-    by_id = {
-        g.id: JudgedExample(p.instruction, g.text, j.text, j.polarity)
-        for g, j, p in session.execute(query)
-    }
-    return [by_id[i] for i in ids]
-
-
-def _training_run(session: Session, round_id: int) -> TrainingRunRow:
-    return session.scalars(select(TrainingRunRow).where(TrainingRunRow.round_id == round_id)).one()
+    return [JudgedExample(p.instruction, g.text, j.text, j.polarity) for g, j, p in judged]
 
 
 # --- train --------------------------------------------------------------------------
@@ -106,7 +90,7 @@ def train(context: RoundContext, round_id: int, index: int) -> None:
     import ray
 
     with context.sessions() as session:
-        run = _training_run(session, round_id)
+        run = training_run_of(session, round_id)
         examples = training_examples(session, run)
         generation_ids = run.hyperparameters["generation_ids"]
         policy = context.checkpoint_location(session, index - 1)
@@ -129,7 +113,7 @@ def train(context: RoundContext, round_id: int, index: int) -> None:
     failpoint("train")  # trained and saved, nothing stored yet
 
     def record(session: Session, round_: Round) -> None:
-        run = _training_run(session, round_id)
+        run = training_run_of(session, round_id)
         metric_fields = ("loss", "mle_loss", "unlikelihood_loss", "n_flagged", "flagged_fraction",
                          "tokens_per_s", "learning_rate", "grad_norm")  # fmt: skip
         add_training_steps(
@@ -178,7 +162,7 @@ def publish(context: RoundContext, round_id: int, index: int) -> None:
             session, context.campaign_id, index, str(location), sha256, CheckpointKind.FULL,
             parent.id if parent is not None else None,
         )  # fmt: skip
-        finish_training_run(session, _training_run(session, round_id), checkpoint_id)
+        finish_training_run(session, training_run_of(session, round_id), checkpoint_id)
         failpoint("publish")
 
     commit_stage(context, round_id, Stage.PUBLISH, record)

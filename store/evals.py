@@ -42,6 +42,10 @@ def add_eval_items(session: Session, run_id: int, items: Sequence[dict[str, Any]
     return insert_or_verify(session, EvalItem, rows, key=("eval_run_id", "instruction_sha256"))
 
 
+def eval_items_of(session: Session, run_id: int) -> list[EvalItem]:
+    return list(session.scalars(select(EvalItem).where(EvalItem.eval_run_id == run_id)))
+
+
 def eval_outputs(session: Session, run_id: int) -> dict[str, str]:
     """instruction sha256 -> output, for the items a run already holds."""
     query = select(EvalItem.instruction_sha256, EvalItem.output).where(

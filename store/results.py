@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from store.errors import refusals_named
@@ -83,6 +83,11 @@ def round_prompts(session: Session, round_id: int) -> list[Prompt]:
     return list(session.scalars(query))
 
 
+def count_generations(session: Session, round_id: int) -> int:
+    query = select(func.count()).select_from(Generation).where(Generation.round_id == round_id)
+    return session.scalar(query) or 0
+
+
 def generated_prompt_ids(session: Session, round_id: int) -> set[int]:
     return set(session.scalars(select(Generation.prompt_id).where(Generation.round_id == round_id)))
 
@@ -129,9 +134,10 @@ def unjudged_generations(
 
 
 def ok_judgments(
-    session: Session, round_id: int, judge_name: str
+    session: Session, round_id: int, judge_name: str, generation_ids: Sequence[int] | None = None
 ) -> list[tuple[Generation, Judgment, Prompt]]:
-    """The round's usable judgments; failed calls never appear here."""
+    """The round's usable judgments (of these generations, in this order, if given);
+    failed calls never appear here."""
     query = (
         select(Generation, Judgment, Prompt)
         .join(Judgment, Judgment.generation_id == Generation.id)
@@ -143,4 +149,10 @@ def ok_judgments(
         )
         .order_by(Generation.id)
     )
-    return [(g, j, p) for g, j, p in session.execute(query)]
+    if generation_ids is None:
+        return [(g, j, p) for g, j, p in session.execute(query)]
+    by_id = {
+        g.id: (g, j, p)
+        for g, j, p in session.execute(query.where(Generation.id.in_(generation_ids)))
+    }
+    return [by_id[i] for i in generation_ids]

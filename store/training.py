@@ -34,6 +34,13 @@ def start_training_run(
     return run
 
 
+def training_run_of(session: Session, round_id: int) -> TrainingRun:
+    run = session.scalar(select(TrainingRun).where(TrainingRun.round_id == round_id))
+    if run is None:
+        raise StoreError(f"training_run.round_id: round {round_id} has no training run")
+    return run
+
+
 def add_training_steps(session: Session, run_id: int, steps: Sequence[dict[str, Any]]) -> list[int]:
     rows = [{"training_run_id": run_id, **step} for step in steps]
     return insert_or_verify(session, TrainingStep, rows, key=("training_run_id", "step"))

@@ -8,6 +8,7 @@ from store.results import (
     add_generations,
     add_judgments,
     add_prompts,
+    count_generations,
     ok_judgments,
     take_unused_prompts,
     unjudged_generations,
@@ -83,6 +84,9 @@ def test_one_ok_judgment_per_generation_and_judge_failures_kept_apart(sessions):
         assert count(s, Judgment) == 5
         usable = ok_judgments(s, round_.id, "rules")
         assert unjudged_generations(s, round_.id, "rules") == []
+        chosen = ok_judgments(s, round_.id, "rules", [gen_ids[2], gen_ids[0]])
+        assert [g.id for g, _, _ in chosen] == [gen_ids[2], gen_ids[0]]  # in the order asked
+        assert count_generations(s, round_.id) == 3
         assert [j.status for _, j, _ in usable] == [JudgmentStatus.OK] * 3
     with pytest.raises(ConflictError, match=r"judgment\.text"), sessions.begin() as s:
         add_judgments(s, [judgment_row(gen_ids[0], text="Wrong: it is 56.")])

@@ -10,6 +10,7 @@ from store.training import (
     finish_training_run,
     latest_checkpoint,
     start_training_run,
+    training_run_of,
 )
 from tests.store.factories import seeded_generations
 
@@ -28,7 +29,10 @@ STEP = {
 def test_training_run_steps_flags_and_checkpoints(sessions):
     with sessions.begin() as s:
         campaign, round_, gen_ids = seeded_generations(s)
+        with pytest.raises(StoreError, match=r"training_run\.round_id: round \d+ has no"):
+            training_run_of(s, round_.id)
         run = start_training_run(s, round_.id, {"lambda": 1.1})
+        assert training_run_of(s, round_.id).id == run.id
         add_training_steps(s, run.id, [{"step": 1, **STEP}, {"step": 2, **STEP}])
         flags = {
             "generation_id": gen_ids[0],
@@ -49,6 +53,7 @@ def test_training_run_steps_flags_and_checkpoints(sessions):
         assert [st.step for st in s.get(TrainingRun, run.id).steps] == [1, 2]
         assert latest_checkpoint(s, campaign.id).version == 1
         assert latest_checkpoint(s, campaign.id).parent.location == "/ckpt/v0"
+        assert latest_checkpoint(s, campaign.id, at_most=0).location == "/ckpt/v0"
         with pytest.raises(StoreError, match="hyperparameters"):
             start_training_run(s, round_.id, {"lambda": 2.0})
     with pytest.raises(ConflictError, match=r"checkpoint\.sha256"), sessions.begin() as s:
