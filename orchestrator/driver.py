@@ -170,8 +170,8 @@ class CampaignDriver:
 
     def run(self) -> CampaignOutcome:
         """Run the campaign. A refusal (another config under the same name, a round held
-        by a live driver, an unreadable instruction source) is the outcome's error; it
-        changes nothing stored."""
+        by a live driver, an unreadable instruction source) is the outcome's error and
+        leaves the stored rounds as they are."""
         try:
             return self._run()
         except Exception as error:
@@ -187,6 +187,7 @@ class CampaignDriver:
             return CampaignOutcome(campaign.status, "the campaign was cancelled; use a new name")
         claim_directory(self.campaign_dir, campaign_identity(self.database_url, campaign.id))
         workers = CampaignWorkers(self.config, resolve_model(self.config.policy), self.campaign_dir)
+        evaluation_set = eval_items(self.config.evaluation)
         outcome = CampaignOutcome(CampaignStatus.DONE)
         try:
             for index in range(self.config.rounds + 1):
@@ -198,7 +199,7 @@ class CampaignDriver:
                 outcome.times[index] = StageTimes()
                 context = RoundContext(
                     self.config, sessions, campaign.id, self.campaign_dir, workers.policy,
-                    workers, eval_items(self.config.evaluation),
+                    workers, evaluation_set,
                     self._check_stop(sessions, campaign.id), self.snapshot, outcome.times[index],
                 )  # fmt: skip
                 self._claim(sessions, round_)
