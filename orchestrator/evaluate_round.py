@@ -16,7 +16,7 @@ from store.evals import (
     first_round_outputs,
     start_eval_run,
 )
-from store.models import Round, Stage
+from store.models import EvalRun, Round, Stage
 from store.results import sha256_text
 from workers.engine import SamplingConfig
 from workers.failpoints import failpoint
@@ -85,7 +85,7 @@ def evaluate(context: RoundContext, round_id: int, index: int) -> None:
         score = win_rate([i.preference for i in items], [i.output for i in items])
         context.snapshot.win_rate = score.win_rate
         finish_eval_run(
-            session, session.get_one(type(run), run.id), win_rate=score.win_rate,
+            session, session.get_one(EvalRun, run.id), win_rate=score.win_rate,
             standard_error=score.standard_error, n=score.n, ties=score.ties,
             failed=score.failed, avg_length=score.avg_length,
         )  # fmt: skip

@@ -21,8 +21,8 @@ from store.training import (
     add_checkpoint,
     add_flagged_tokens,
     add_training_steps,
+    checkpoint_of,
     finish_training_run,
-    latest_checkpoint,
     start_training_run,
     training_run_of,
 )
@@ -157,7 +157,7 @@ def publish(context: RoundContext, round_id: int, index: int) -> None:
     sha256 = directory_sha256(location)
 
     def record(session: Session, round_: Round) -> None:
-        parent = latest_checkpoint(session, context.campaign_id, at_most=index - 1)
+        parent = checkpoint_of(session, context.campaign_id, index - 1)  # None in round 1
         checkpoint_id = add_checkpoint(
             session, context.campaign_id, index, str(location), sha256, CheckpointKind.FULL,
             parent.id if parent is not None else None,

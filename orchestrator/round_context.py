@@ -16,7 +16,7 @@ from orchestrator.instructions import EvalItem as EvalInstruction
 from orchestrator.runtime import CampaignWorkers
 from store.campaigns import complete_stage, start_stage
 from store.models import Round, Stage
-from store.training import latest_checkpoint
+from store.training import checkpoint_of
 
 
 class RoundFailure(RuntimeError):
@@ -75,8 +75,8 @@ class RoundContext:
     def checkpoint_location(self, session: Session, version: int) -> str:
         if version == 0:
             return self.policy
-        checkpoint = latest_checkpoint(session, self.campaign_id, at_most=version)
-        if checkpoint is None or checkpoint.version != version:
+        checkpoint = checkpoint_of(session, self.campaign_id, version)
+        if checkpoint is None:
             raise RoundFailure(f"checkpoint: version {version} was never published")
         return checkpoint.location
 

@@ -4,7 +4,6 @@ first needed and placed by their resource needs."""
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from functools import partial
@@ -13,8 +12,6 @@ from pathlib import Path
 from orchestrator.config import CampaignConfig
 from orchestrator.judging import make_annotator, make_judge
 from workers.engine import EngineConfig
-
-logger = logging.getLogger(__name__)
 
 FORWARDED_ENV = ("CUTLOOP_HOME", "CUTLOOP_DATABASE_URL", "CUTLOOP_FAILPOINT",
                  "CUTLOOP_FAILPOINT_MARKER", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")  # fmt: skip

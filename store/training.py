@@ -75,11 +75,19 @@ def finish_training_run(session: Session, run: TrainingRun, checkpoint_id: int) 
     flush(session, TrainingRun)
 
 
-def latest_checkpoint(
-    session: Session, campaign_id: int, at_most: int | None = None
-) -> Checkpoint | None:
-    """The campaign's newest checkpoint, or its newest up to version `at_most`."""
-    query = select(Checkpoint).where(Checkpoint.campaign_id == campaign_id)
-    if at_most is not None:
-        query = query.where(Checkpoint.version <= at_most)
-    return session.scalar(query.order_by(Checkpoint.version.desc()).limit(1))
+def latest_checkpoint(session: Session, campaign_id: int) -> Checkpoint | None:
+    return session.scalar(
+        select(Checkpoint)
+        .where(Checkpoint.campaign_id == campaign_id)
+        .order_by(Checkpoint.version.desc())
+        .limit(1)
+    )
+
+
+def checkpoint_of(session: Session, campaign_id: int, version: int) -> Checkpoint | None:
+    """The campaign's checkpoint of `version`, if it was published."""
+    return session.scalar(
+        select(Checkpoint).where(
+            Checkpoint.campaign_id == campaign_id, Checkpoint.version == version
+        )
+    )

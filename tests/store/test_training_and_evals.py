@@ -7,6 +7,7 @@ from store.training import (
     add_checkpoint,
     add_flagged_tokens,
     add_training_steps,
+    checkpoint_of,
     finish_training_run,
     latest_checkpoint,
     start_training_run,
@@ -53,7 +54,8 @@ def test_training_run_steps_flags_and_checkpoints(sessions):
         assert [st.step for st in s.get(TrainingRun, run.id).steps] == [1, 2]
         assert latest_checkpoint(s, campaign.id).version == 1
         assert latest_checkpoint(s, campaign.id).parent.location == "/ckpt/v0"
-        assert latest_checkpoint(s, campaign.id, at_most=0).location == "/ckpt/v0"
+        assert checkpoint_of(s, campaign.id, 0).location == "/ckpt/v0"
+        assert checkpoint_of(s, campaign.id, 2) is None
         with pytest.raises(StoreError, match="hyperparameters"):
             start_training_run(s, round_.id, {"lambda": 2.0})
     with pytest.raises(ConflictError, match=r"checkpoint\.sha256"), sessions.begin() as s:
