@@ -144,6 +144,51 @@ def chunked(items: Sequence[TrainingItem], size: int) -> list[list[TrainingItem]
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
+def packed_length(item: TrainingItem) -> int:
+    """Tokens one item occupies in a packed sequence (a pair's shared prefix once)."""
+    return len(_pack(item.rows).ids)
+
+
+class ItemTooLong(ValueError):
+    """One example alone exceeds the token budget of a forward pass."""
+
+    def __init__(self, example_index: int, tokens: int, budget: int) -> None:
+        super().__init__(
+            f"example {example_index} needs {tokens} packed tokens in one forward pass, "
+            f"more than max_tokens_per_micro_batch={budget}: raise it (and the trainer's "
+            f"memory), or lower max_length"
+        )
+        self.example_index, self.tokens, self.budget = example_index, tokens, budget
+
+
+def check_fits(items: Sequence[TrainingItem], max_tokens: int) -> None:
+    """Raise ItemTooLong for the first item that no micro-batch could hold."""
+    for item in items:
+        if (tokens := packed_length(item)) > max_tokens:
+            raise ItemTooLong(item.example_index, tokens, max_tokens)
+
+
+def micro_batches(
+    items: Sequence[TrainingItem], max_items: int, max_tokens: int
+) -> list[list[TrainingItem]]:
+    """A step's items as forward passes of at most `max_items` items and `max_tokens`
+    tokens run (rows x longest packed sequence, padding included): what a pass holds in
+    activations grows with that product, so this bounds training memory whatever the
+    policy happened to write. Longest first, so a pass holds similar lengths and pads
+    little; the step's gradient does not depend on the split (one step normaliser)."""
+    check_fits(items, max_tokens)
+    passes: list[list[TrainingItem]] = []
+    width = 0
+    for item in sorted(items, key=packed_length, reverse=True):
+        current = passes[-1] if passes else []
+        if not current or len(current) == max_items or width * (len(current) + 1) > max_tokens:
+            passes.append([item])
+            width = packed_length(item)  # the longest of this pass: items come longest first
+        else:
+            current.append(item)
+    return passes
+
+
 def response_token_count(items: Sequence[TrainingItem]) -> int:
     """The step normaliser: response tokens over every row of every micro-batch."""
     return sum(row.response_length for item in items for row in item.rows)

@@ -52,7 +52,13 @@ class CUTConfig(BaseModel):
     warmup_fraction: float = Field(0.0, ge=0, lt=1, description="of the optimizer steps")
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(8, ge=1, description="judged examples per optimizer step")
-    micro_batch_size: int = Field(8, ge=1, description="judged examples per forward pass")
+    micro_batch_size: int = Field(8, ge=1, description="examples per forward pass, at most")
+    max_tokens_per_micro_batch: int = Field(
+        4096,
+        ge=8,
+        description="tokens run per forward pass (rows x longest packed pair, padding "
+        "included): bounds activation memory; a pair is never split, so one must fit",
+    )
     max_grad_norm: float | None = Field(1.0, gt=0, description="None: no clipping")
     seed: int = 42
 
@@ -60,7 +66,9 @@ class CUTConfig(BaseModel):
     precision: Precision = Field(
         "auto", description="auto: bf16 autocast where bf16 matmuls are faster than fp32"
     )
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = Field(
+        False, description="recompute each layer in backward: ~1/30 of the activations kept"
+    )
     logit_chunk_size: int = Field(256, ge=1, description="positions per output-layer chunk")
     save_state_every: int | None = Field(
         None, ge=1, description="optimizer steps between resumable training states"

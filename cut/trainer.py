@@ -26,7 +26,15 @@ import torch
 from torch import nn
 from transformers import get_cosine_schedule_with_warmup
 
-from cut.batching import MicroBatch, chunked, collate, response_token_count
+from cut.allocator import return_freed_memory
+from cut.batching import (
+    MicroBatch,
+    check_fits,
+    chunked,
+    collate,
+    micro_batches,
+    response_token_count,
+)
 from cut.checkpoint import load_training_state, save_training_state
 from cut.config import CUTConfig
 from cut.examples import ExampleBuilder, JudgedExample, TrainingItem, downsample_positives
@@ -99,10 +107,11 @@ def accumulate_gradients(
     """Forward and backward over the step's micro-batches, adding into `.grad`.
 
     Every micro-batch's loss is divided by the response tokens of the *whole step*, so
-    the accumulated gradient does not depend on `config.micro_batch_size`."""
+    the accumulated gradient does not depend on how the step is split into passes."""
     device = output_weight(model).device
     totals = StepTotals(normalizer=response_token_count(step_items))
-    for micro in chunked(step_items, config.micro_batch_size):
+    passes = micro_batches(step_items, config.micro_batch_size, config.max_tokens_per_micro_batch)
+    for micro in passes:
         batch = collate(micro, pad_id)
         with autocast(device, amp_dtype):
             logp = response_logprobs(model, batch, config.logit_chunk_size)
@@ -145,6 +154,8 @@ def train_cut(
         logger.warning("skipped %d examples whose response exceeds max_length", len(built.too_long))
     if not items:
         raise ValueError("no trainable examples: every example was filtered out")
+    check_fits(items, config.max_tokens_per_micro_batch)  # before any training
+    return_freed_memory()
 
     model = prepare_for_training(model, config)
     device = output_weight(model).device

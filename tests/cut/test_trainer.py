@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM
 
-from cut.batching import collate
+from cut.batching import collate, micro_batches
 from cut.checkpoint import METADATA_FILE, save_merged
 from cut.config import CUTConfig
 from cut.examples import ExampleBuilder, JudgedExample, Polarity, RowKind
@@ -140,11 +140,11 @@ def test_prompt_tokens_never_contribute_loss(tokenizer):
 
 
 def gradients_after_one_step(tokenizer, micro_batch_size, **variant):
-    model = tiny_model(tokenizer)
     config = CUTConfig(
         finetuning="full", lam=1.0, batch_size=8, micro_batch_size=micro_batch_size,
         **FP32, **variant,
     )  # fmt: skip
+    model = prepare_for_training(tiny_model(tokenizer), config)
     items = items_for(tokenizer, NEGATIVES + POSITIVES + NEGATIVES[:2])
     totals = accumulate_gradients(model, tokenizer, items, config, None, pad_id=0)
     return {n: p.grad.clone() for n, p in model.named_parameters()}, totals
@@ -169,6 +169,20 @@ def test_update_is_the_same_whatever_the_micro_batch_split(tokenizer, variant):
         assert totals.n_flagged == ref_totals.n_flagged
         for name, grad in grads.items():
             torch.testing.assert_close(grad, reference[name], atol=2e-6, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_a_token_budget_and_checkpointing_leave_the_update_unchanged(tokenizer, checkpointing):
+    reference, ref_totals = gradients_after_one_step(tokenizer, 8)
+    budget = 700  # two pairs, or a pair and two positives, per pass
+    items = items_for(tokenizer, NEGATIVES + POSITIVES + NEGATIVES[:2])
+    assert len(micro_batches(items, 8, budget)) >= 3
+    grads, totals = gradients_after_one_step(
+        tokenizer, 8, max_tokens_per_micro_batch=budget, gradient_checkpointing=checkpointing
+    )
+    assert (totals.normalizer, totals.n_flagged) == (ref_totals.normalizer, ref_totals.n_flagged)
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, reference[name], atol=2e-6, rtol=1e-4, msg=name)
 
 
 def plain_and_judged_logp(model, tokenizer, example):

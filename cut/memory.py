@@ -1,0 +1,95 @@
+"""What CUT training needs in memory, known from the model's shape and the settings
+before any training: a trainer given a budget refuses settings that would not fit
+instead of being killed mid-round.
+
+A step's peak is the resident part (weights, their bf16 copies under autocast, the
+trainable parameters' gradients and AdamW state, one chunk of output-layer logits, the
+runtime) plus the activations of its largest forward/backward pass, which grow
+linearly with the tokens that pass runs (`max_tokens_per_micro_batch` bounds them).
+Per token, a decoder layer keeps about ACTIVATION_BYTES_PER_UNIT x (intermediate +
+hidden) bytes (measured on SmolLM2-135M in fp32, the backward's working set included:
+20.5, on an AVX2 CPU; bench/memory.py); bf16 autocast keeps less. With gradient
+checkpointing only each layer's fp32 input is kept, plus one layer being recomputed.
+Measured peaks stayed 10-20% under these estimates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from cut.config import CUTConfig
+
+GB = 2**30
+ACTIVATION_BYTES_PER_UNIT = 24  # per token, per layer, per (intermediate + hidden) unit
+RUNTIME_BYTES = 0.8 * GB  # interpreter, torch, tokenizer, allocator slack
+ADAMW_BYTES_PER_TRAINABLE = 16  # fp32 gradient + two moments + a step temporary
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    layers: int
+    hidden: int
+    intermediate: int
+    vocab: int
+    parameters: int
+    trainable: int  # under the config's finetuning (LoRA adapter or every weight)
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    resident: int  # bytes held for the whole run
+    activations: int  # bytes of the largest forward/backward pass
+
+    @property
+    def total_gb(self) -> float:
+        return (self.resident + self.activations) / GB
+
+
+def _lora_parameters(model: nn.Module, config: CUTConfig) -> int:
+    return sum(
+        config.lora_r * (module.in_features + module.out_features)
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in config.lora_target_modules
+    )
+
+
+def model_shape(model_config, config: CUTConfig) -> ModelShape:
+    """The shape of a transformers model config, its parameters counted on the meta
+    device (no memory, any architecture)."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(model_config)
+    parameters = sum(p.numel() for p in model.parameters())
+    text = model_config.get_text_config()
+    return ModelShape(
+        layers=text.num_hidden_layers,
+        hidden=text.hidden_size,
+        intermediate=getattr(text, "intermediate_size", 4 * text.hidden_size),
+        vocab=text.vocab_size,
+        parameters=parameters,
+        trainable=_lora_parameters(model, config) if config.finetuning == "lora" else parameters,
+    )
+
+
+def estimate_training_memory(
+    shape: ModelShape, config: CUTConfig, weight_bytes: int = 4, autocast_bf16: bool = True
+) -> MemoryEstimate:
+    """Peak memory of training with `config` on a CPU (weights as loaded: fp32)."""
+    weights = shape.parameters * weight_bytes
+    if autocast_bf16:
+        weights += shape.parameters * 2  # autocast's bf16 copy of each weight
+    optimizer = shape.trainable * ADAMW_BYTES_PER_TRAINABLE
+    logits = config.logit_chunk_size * shape.vocab * 4 * 3  # fp32 chunk, its exp, its grad
+    per_layer = ACTIVATION_BYTES_PER_UNIT * (shape.intermediate + shape.hidden)
+    if config.gradient_checkpointing:
+        per_token = shape.layers * shape.hidden * 4 + per_layer
+    else:
+        per_token = shape.layers * per_layer
+    return MemoryEstimate(
+        resident=int(weights + optimizer + logits + RUNTIME_BYTES),
+        activations=config.max_tokens_per_micro_batch * per_token,
+    )
