@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workers.checkpoints import checked_adapter, checked_weight_files, tensor_shapes
-from workers.engine import Completion, EngineConfig, SamplingConfig, SwapError
+from workers.engine import Completion, EngineConfig, SamplingConfig, SwapError, served_dtype
 
 
 class VLLMEngine:
@@ -28,7 +28,7 @@ class VLLMEngine:
         )
         self.llm = LLM(
             model=config.model,
-            dtype=config.dtype,
+            dtype=served_dtype(config.dtype),
             max_model_len=config.max_model_len,
             enforce_eager=True,  # 16 s start instead of 50-85 s of torch.compile on CPU
             enable_prefix_caching=True,
