@@ -81,8 +81,9 @@ def run_campaign(config: CampaignConfig, verbose: bool = False) -> CampaignOutco
     return outcome
 
 
-def show_status(name: str | None, console: Console) -> bool:
-    """Print campaigns and their rounds; False when there is nothing to show."""
+def show_status(name: str | None, console: Console, details: bool = False) -> bool:
+    """Print campaigns and their rounds, with `details` the full error of each failed
+    round; False when there is nothing to show."""
     url = database_url()
     upgrade(url)
     engine = make_engine(url)
@@ -93,7 +94,13 @@ def show_status(name: str | None, console: Console) -> bool:
                 campaigns = [c for c in campaigns if c.name == name]
             for campaign in campaigns:
                 title = f"{campaign.name} — {campaign.status.value}"
-                console.print(rounds_table(title, round_summaries(session, campaign.id)))
+                rounds = round_summaries(session, campaign.id)
+                console.print(rounds_table(title, rounds))
+                if details:
+                    for r in rounds:
+                        if r.error_detail:
+                            console.print(f"round {r.index} failed at {r.stage.value}:")
+                            console.print(r.error_detail, highlight=False, markup=False)
             return bool(campaigns)
     finally:
         engine.dispose()

@@ -178,11 +178,12 @@ def run(
 def status(
     name: Annotated[str | None, typer.Argument(help="One campaign (default: all).")] = None,
 ) -> None:
-    """List campaigns and their rounds from the store."""
+    """List campaigns and their rounds from the store; with NAME, also the full error of
+    each failed round."""
     from orchestrator.campaign_run import show_status
     from orchestrator.progress import stdout_console
 
-    if not show_status(name, stdout_console()):
+    if not show_status(name, stdout_console(), details=name is not None):
         raise fail(f"no campaign named {name!r}" if name else "no campaigns yet")
 
 

@@ -23,6 +23,7 @@ import psutil
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.config import CampaignConfig
+from orchestrator.failures import full_detail, one_line
 from orchestrator.instructions import eval_items, train_instructions
 from orchestrator.models import resolve_model
 from orchestrator.round_context import RoundContext, Snapshot, StageTimes, Stopped
@@ -210,12 +211,12 @@ class CampaignDriver:
                     outcome.status = stop.args[0]
                     return outcome
                 except Exception as error:
-                    cause = getattr(error, "cause", None) or error  # a worker's own exception
-                    outcome.status = CampaignStatus.FAILED
-                    outcome.error = f"round {index}: {type(cause).__name__}: {cause}"
                     logger.exception("round %d failed", index)
+                    outcome.status = CampaignStatus.FAILED
                     with sessions.begin() as session:
-                        fail_round(session, session.get_one(Round, round_.id), outcome.error)
+                        failed = session.get_one(Round, round_.id)
+                        outcome.error = f"round {index}: {one_line(error, failed.stage.value)}"
+                        fail_round(session, failed, outcome.error, full_detail(error))
                         set_campaign_status(session, campaign.id, CampaignStatus.FAILED)
                     return outcome
                 finally:

@@ -66,7 +66,13 @@ def claim_round(
     claimed = session.execute(
         update(Round)
         .where(Round.id == round_id, or_(*free))
-        .values(claimed_by=worker, claimed_at=utcnow(), status=RoundStatus.RUNNING, error=None)
+        .values(
+            claimed_by=worker,
+            claimed_at=utcnow(),
+            status=RoundStatus.RUNNING,
+            error=None,
+            error_detail=None,
+        )
         .execution_options(synchronize_session=False)
     )
     return claimed.rowcount == 1
@@ -121,9 +127,10 @@ def complete_stage(session: Session, round_: Round, stage: Stage) -> Stage:
     return following
 
 
-def fail_round(session: Session, round_: Round, error: str) -> None:
+def fail_round(session: Session, round_: Round, error: str, detail: str | None = None) -> None:
     round_.status = RoundStatus.FAILED
     round_.error = error
+    round_.error_detail = detail
     round_.claimed_by = None
     flush(session, Round)
 

@@ -127,7 +127,8 @@ class Round(Base):
     stage: Mapped[Stage] = mapped_column(_enum(Stage), default=Stage.SAMPLE)
     claimed_by: Mapped[str | None] = mapped_column(String(200))  # the orchestrator running it
     claimed_at: Mapped[datetime | None]
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)  # one line, for tables
+    error_detail: Mapped[str | None] = mapped_column(Text)  # the whole message and traceback
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
 

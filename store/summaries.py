@@ -27,7 +27,8 @@ class RoundSummary:
     index: int
     status: RoundStatus
     stage: Stage
-    error: str | None
+    error: str | None  # one line
+    error_detail: str | None  # the whole message and traceback
     prompts: int
     generations: int
     negative: int  # ok judgments by polarity
@@ -78,6 +79,7 @@ def round_summary(session: Session, round_: Round) -> RoundSummary:
         status=round_.status,
         stage=round_.stage,
         error=round_.error,
+        error_detail=round_.error_detail,
         prompts=_count(session, select(Prompt.id).where(Prompt.used_in_round_id == round_.id)),
         generations=_count(session, select(Generation.id).where(Generation.round_id == round_.id)),
         negative=tallies.get((JudgmentStatus.OK, Polarity.NEGATIVE), 0),

@@ -31,7 +31,7 @@ def test_migrations_and_models_agree(db_url):
 
 def test_upgrade_downgrade_upgrade(db_url):
     upgrade(db_url)
-    assert current_revision(db_url) == "0002"
+    assert current_revision(db_url) == "0003"
     downgrade(db_url, "base")
     assert current_revision(db_url) is None
     engine = make_engine(db_url)
@@ -51,6 +51,6 @@ def test_db_commands(db_url):
 
     assert db("current") == "none"
     db("upgrade")
-    assert db("current") == "0002"
+    assert db("current") == "0003"
     db("downgrade", "base")
     assert db("current") == "none"
