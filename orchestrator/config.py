@@ -25,7 +25,17 @@ class _Strict(BaseModel):
 
 class GeneratorSettings(EngineSettings):
     replicas: int = Field(1, ge=1, description="data-parallel engines")
+    memory_gb: float = Field(4.0, gt=0, description="RAM one replica may use (declared to Ray)")
     sampling: SamplingConfig = SamplingConfig()
+
+
+class TrainerSettings(_Strict):
+    memory_gb: float = Field(
+        8.0,
+        gt=0,
+        description="RAM the trainer may use (declared to Ray); on a CPU, build refuses "
+        "cut settings whose estimated peak exceeds it",
+    )
 
 
 class RulesJudgeSettings(_Strict):
@@ -98,6 +108,7 @@ class CampaignConfig(_Strict):
     generator: GeneratorSettings = GeneratorSettings()
     judge: JudgeSettings = RulesJudgeSettings()
     cut: CUTConfig = CUTConfig()
+    trainer: TrainerSettings = TrainerSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     seed: int = 42
     ray_address: str | None = Field(None, description="None: a local Ray started on demand")

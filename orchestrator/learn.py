@@ -14,6 +14,7 @@ from cut.examples import JudgedExample, Polarity
 from orchestrator.config import CampaignConfig
 from orchestrator.judging import judge_name
 from orchestrator.round_context import RoundContext, RoundFailure, commit_stage
+from orchestrator.training_fit import check_training_fits
 from store.models import CheckpointKind, Round, Stage
 from store.models import TrainingRun as TrainingRunRow
 from store.results import ok_judgments
@@ -30,6 +31,11 @@ from workers.failpoints import failpoint
 
 
 # --- build --------------------------------------------------------------------------
+def as_examples(judged) -> list[JudgedExample]:
+    """(generation, judgment, prompt) rows as the trainer's examples."""
+    return [JudgedExample(p.instruction, g.text, j.text, j.polarity) for g, j, p in judged]
+
+
 def round_cut_config(config: CampaignConfig, index: int) -> CUTConfig:
     """Each round shuffles its examples differently."""
     return config.cut.model_copy(update={"seed": config.cut.seed + index})
@@ -38,7 +44,9 @@ def round_cut_config(config: CampaignConfig, index: int) -> CUTConfig:
 def build(context: RoundContext, round_id: int, index: int) -> None:
     """Fix the round's training set: which judged answers, in which order. Answers cut
     off at `max_new_tokens` are left out unless `train_on_truncated`: every CUT target
-    ends with EOS, which would teach the policy to stop mid-sentence."""
+    ends with EOS, which would teach the policy to stop mid-sentence. Fails, before any
+    training, when an answer cannot fit one forward pass or the settings need more
+    memory than the trainer has (training_fit)."""
 
     def record(session: Session, round_: Round) -> None:
         name = judge_name(context.config.judge)
@@ -56,6 +64,13 @@ def build(context: RoundContext, round_id: int, index: int) -> None:
                 "there is nothing for CUT to learn from"
             )
         cut_config = round_cut_config(context.config, index)
+        check_training_fits(
+            context.policy,
+            as_examples(usable),
+            [g.id for g, _, _ in usable],
+            cut_config,
+            context.config.trainer.memory_gb if context.workers.trainer_gpus == 0 else None,
+        )
         start_training_run(
             session,
             round_id,
@@ -78,7 +93,7 @@ def training_examples(session: Session, run: TrainingRunRow) -> list[JudgedExamp
     judged = ok_judgments(
         session, run.round_id, run.hyperparameters["judge"], run.hyperparameters["generation_ids"]
     )
-    return [JudgedExample(p.instruction, g.text, j.text, j.polarity) for g, j, p in judged]
+    return as_examples(judged)
 
 
 # --- train --------------------------------------------------------------------------

@@ -41,6 +41,27 @@ def connect(address: str | None, verbose: bool = False) -> None:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=verbose)
 
 
+GB = 2**30
+
+
+def memory_bytes(gb: float) -> int:
+    return int(gb * GB)
+
+
+def check_memory_fits(requests: dict[str, float]) -> None:
+    """Refuse actors no node could hold (Ray would keep them pending for ever): each
+    request, in GB by setting name, against the largest node's memory resource."""
+    import ray
+
+    largest = max((n["Resources"].get("memory", 0.0) for n in ray.nodes() if n["Alive"]), default=0)
+    for setting, gb in requests.items():
+        if memory_bytes(gb) > largest:
+            raise ValueError(
+                f"{setting}={gb:g} is more than any Ray node offers ({largest / GB:.1f} GB "
+                f"of memory resource): lower it, or run on a node with more memory"
+            )
+
+
 def gpu_shares(total_gpus: float, replicas: int) -> tuple[float, float]:
     """(GPUs per generator replica, GPUs for the trainer): a GPU each when there are
     enough, else the GPUs split evenly between all of them; none on a CPU cluster."""
@@ -64,6 +85,12 @@ class CampaignWorkers:
         self.campaign_dir = campaign_dir
         gpus = ray.cluster_resources().get("GPU", 0.0)
         self.generator_gpus, self.trainer_gpus = gpu_shares(gpus, config.generator.replicas)
+        check_memory_fits(
+            {
+                "generator.memory_gb": config.generator.memory_gb,
+                "trainer.memory_gb": config.trainer.memory_gb,
+            }
+        )
         self._generators: list | None = None
         self._served: int = 0  # version the generators serve (0: the starting policy)
         self._judge = None
@@ -74,11 +101,13 @@ class CampaignWorkers:
         if self._generators is None:
             from workers.placement import start_generators
 
-            settings = self.config.generator.model_dump(exclude={"replicas", "sampling"})
+            generator = self.config.generator
+            settings = generator.model_dump(exclude={"replicas", "sampling", "memory_gb"})
             engine = EngineConfig(model=self.policy, **settings)
             self._generators = start_generators(
-                engine, self.config.generator.replicas, self.generator_gpus, forwarded_environment()
-            )
+                engine, generator.replicas, self.generator_gpus, forwarded_environment(),
+                memory_bytes(generator.memory_gb),
+            )  # fmt: skip
         return self._generators
 
     def serve(self, version: int, location: str) -> None:
@@ -121,6 +150,7 @@ class CampaignWorkers:
                 .options(
                     num_cpus=0,
                     num_gpus=self.trainer_gpus,
+                    memory=memory_bytes(self.config.trainer.memory_gb),
                     max_concurrency=2,  # `progress` answers while `train` runs
                     runtime_env={"env_vars": all_cores_environment()},
                 )

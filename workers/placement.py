@@ -34,7 +34,10 @@ def start_generators(
     replicas: int = 1,
     gpus_per_replica: float = 0,
     extra_env: dict[str, str] | None = None,
+    memory_per_replica: int | None = None,
 ):
+    """One actor per replica; `memory_per_replica` (bytes) is declared to Ray, which
+    places a replica only on a node with that much memory resource left."""
     import ray
 
     actor = ray.remote(Generator)
@@ -42,6 +45,7 @@ def start_generators(
         actor.options(
             num_cpus=0,
             num_gpus=gpus_per_replica,
+            memory=memory_per_replica,
             runtime_env={
                 "env_vars": {**(extra_env or {}), **engine_environment(config, i, replicas)}
             },

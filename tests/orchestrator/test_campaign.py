@@ -4,8 +4,13 @@ judge server."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -37,6 +42,8 @@ from tests.orchestrator.campaigns import (
     save_tiny_policy,
     tiny_campaign,
 )
+
+CUTLOOP = str(Path(sys.executable).with_name("cutloop"))
 
 
 @pytest.fixture(scope="module")
@@ -154,12 +161,15 @@ def test_pause_stops_between_batches_and_a_rerun_goes_on_without_paying_twice(
         outcome = {}
         runner = threading.Thread(target=lambda: outcome.update(first=run_campaign(config)))
         runner.start()
+        deadline = time.monotonic() + 300
         with sessions() as s:  # wait for the first committed judgments, then pause
             while runner.is_alive() and count(s, Judgment) == 0:
+                assert time.monotonic() < deadline, "no judgment committed within 300 s"
                 s.expire_all()
                 runner.join(timeout=0.1)
         request_status("paused", "paused")
-        runner.join()
+        runner.join(timeout=300)
+        assert not runner.is_alive(), "the paused campaign did not stop within 300 s"
         assert outcome["first"].status == CampaignStatus.PAUSED
         with sessions() as s:
             round_ = rounds_of(s, "paused")[1]
@@ -189,3 +199,60 @@ def test_a_name_taken_by_other_settings_is_refused_and_left_alone(store_env, ses
             campaign.status == CampaignStatus.PENDING and campaign.config["prompts_per_round"] == 6
         )
         assert count(s, Round) == 0
+
+
+def test_an_answer_too_long_for_a_forward_pass_fails_the_round_at_build(
+    store_env, sessions, policy
+):
+    config = tiny_campaign("too-long", policy, rounds=1, cut={"max_tokens_per_micro_batch": 40})
+    outcome = run_campaign(config)
+    assert outcome.status == CampaignStatus.FAILED
+    assert "\n" not in outcome.error
+    assert "round 1: RoundFailure: build: answer " in outcome.error
+    assert "cut.max_tokens_per_micro_batch=40" in outcome.error
+    with sessions() as s:
+        failed = rounds_of(s, "too-long")[1]
+        assert (failed.status, failed.stage) == (RoundStatus.FAILED, Stage.BUILD)
+        assert failed.error == outcome.error
+        assert "Traceback" in failed.error_detail and "check_training_fits" in failed.error_detail
+        assert count(s, TrainingRun) == 0  # nothing trained, nothing recorded
+    status = subprocess.run(
+        [CUTLOOP, "status", "too-long"], capture_output=True, text=True, env=dict(os.environ)
+    )
+    assert status.returncode == 0
+    assert "round 1 failed at build:" in status.stdout and "Traceback" in status.stdout
+
+
+def test_memory_no_node_offers_is_refused_before_any_actor_starts(store_env, sessions, policy):
+    config = tiny_campaign("greedy", policy, rounds=1, generator={"memory_gb": 100_000})
+    outcome = run_campaign(config)
+    assert outcome.status == CampaignStatus.FAILED
+    assert "generator.memory_gb=100000 is more than any Ray node offers" in outcome.error
+    with sessions() as s:
+        assert count(s, Generation) == 0
+
+
+def test_the_same_seed_gives_the_same_campaign_twice(store_env, sessions, policy):
+    """Same machine, same seed: identical answers, judgments, losses and win rates."""
+    from store.summaries import round_summaries
+
+    def outcome_of(name: str):
+        assert run_campaign(tiny_campaign(name, policy, rounds=1)).status == CampaignStatus.DONE
+        with sessions() as s:
+            campaign = s.scalars(select(Campaign).where(Campaign.name == name)).one()
+            rounds = [
+                {k: v for k, v in vars(r).items() if k != "index"}
+                for r in round_summaries(s, campaign.id)
+            ]
+            texts = sorted(
+                s.scalars(
+                    select(Generation.text)
+                    .join(Round, Round.id == Generation.round_id)
+                    .where(Round.campaign_id == campaign.id)
+                )
+            )
+        return rounds, texts
+
+    first, second = outcome_of("seeded-a"), outcome_of("seeded-b")
+    assert first == second
+    assert first[0][1]["final_loss"] is not None and len(first[1]) == 6

@@ -1,0 +1,59 @@
+"""Before a round trains: every example fits one forward pass, and the trainer's memory
+budget holds what the settings need, so a setting that cannot work fails the round at
+build, naming the example or the setting, instead of an OOM kill mid-training."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from cut.batching import ItemTooLong, check_fits
+from cut.config import CUTConfig
+from cut.examples import JudgedExample
+from cut.memory import MemoryEstimate, estimate_training_memory, model_shape
+from cut.precision import autocast_dtype
+from orchestrator.round_context import RoundFailure
+
+
+def training_memory(policy: str, cut: CUTConfig) -> MemoryEstimate:
+    """What training `policy` with `cut` needs on a CPU (weights loaded in fp32)."""
+    from transformers import AutoConfig
+
+    shape = model_shape(AutoConfig.from_pretrained(policy), cut)
+    bf16 = autocast_dtype(cut.precision, torch.device("cpu")) == torch.bfloat16
+    return estimate_training_memory(shape, cut, autocast_bf16=bf16)
+
+
+def check_training_fits(
+    policy: str,
+    examples: Sequence[JudgedExample],
+    generation_ids: Sequence[int],
+    cut: CUTConfig,
+    memory_gb: float | None,
+) -> None:
+    """Raise RoundFailure when an example exceeds `cut.max_tokens_per_micro_batch`, or
+    when `memory_gb` (None: not checked, e.g. a GPU trainer) is less than the estimate."""
+    from transformers import AutoTokenizer
+
+    from cut.trainer import example_builder
+
+    items = example_builder(AutoTokenizer.from_pretrained(policy), cut).build(examples).items
+    try:
+        check_fits(items, cut.max_tokens_per_micro_batch)
+    except ItemTooLong as error:
+        raise RoundFailure(
+            f"build: answer {generation_ids[error.example_index]} needs {error.tokens} tokens "
+            f"in one forward pass, more than cut.max_tokens_per_micro_batch="
+            f"{error.budget}: raise it (with trainer.memory_gb) or lower cut.max_length"
+        ) from None
+    if memory_gb is None:
+        return
+    needed = training_memory(policy, cut).total_gb
+    if needed > memory_gb:
+        raise RoundFailure(
+            f"build: training needs ~{needed:.1f} GB with cut.max_tokens_per_micro_batch="
+            f"{cut.max_tokens_per_micro_batch} (gradient_checkpointing: "
+            f"{str(cut.gradient_checkpointing).lower()}), more than trainer.memory_gb="
+            f"{memory_gb:g}: lower the budget, turn checkpointing on, or raise memory_gb"
+        )
