@@ -18,7 +18,7 @@ def test_a_runner_is_gone_only_when_its_process_on_this_machine_is():
     assert not runner_is_gone(runner_identity())
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     started = int(psutil.Process(child.pid).create_time())
-    child.wait()
+    child.wait(timeout=60)
     assert runner_is_gone(f"{socket.gethostname()}:{child.pid}:{started}")
     assert not runner_is_gone(f"another-host:{child.pid}:{started}")  # its lease decides
 

@@ -70,6 +70,9 @@ def kill_at(
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             start_new_session=True,  # its Ray processes too, for the clean-up below
+            # a shell that started pytest in the background left SIGINT ignored: Ctrl-C
+            # below must reach a child that reacts to it
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             if failpoint is None:
@@ -82,7 +85,7 @@ def kill_at(
             if before_kill is not None:
                 before_kill(process)
             process.send_signal(signal.SIGKILL)
-            return process.wait()
+            return process.wait(timeout=60)
         finally:
             with contextlib.suppress(ProcessLookupError):  # Ray's agents outlive the driver
                 os.killpg(process.pid, signal.SIGKILL)
@@ -105,11 +108,13 @@ def test_a_run_killed_in_every_stage_resumes_from_the_store(db_url, sessions, tm
 
         def interrupt_pauses(process):  # Ctrl-C asks the driver to pause (it is stuck)
             process.send_signal(signal.SIGINT)
+            deadline = time.monotonic() + 60
             with sessions() as s:
                 while s.scalars(select(Campaign.status)).one() != CampaignStatus.PAUSED:
-                    assert process.poll() is None
+                    assert process.poll() is None, "cutloop run exited on Ctrl-C"
+                    assert time.monotonic() < deadline, "Ctrl-C did not pause within 60 s"
                     s.expire_all()
-                    time.sleep(0.1)
+                    time.sleep(0.1)  # polling the store, bounded by the deadline
 
         for number, (failpoint, index, stage) in enumerate(KILLS):
             log = tmp_path / f"{number}-{failpoint}.log"

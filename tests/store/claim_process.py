@@ -9,7 +9,7 @@ def contend(url: str, round_id: int, worker: str, barrier, results) -> None:
     sessions = session_factory(engine)
     with sessions.begin() as session:
         session.connection()  # connect before the start line
-        barrier.wait()
+        barrier.wait(timeout=60)
         won = claim_round(session, round_id, worker)
     results.put((worker, won))
     engine.dispose()

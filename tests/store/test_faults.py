@@ -16,6 +16,7 @@ from tests.store.factories import campaign_with_round
 ROOT = Path(__file__).parents[2]
 
 
+@pytest.mark.timeout(120)  # the readline below waits on the writer
 def test_a_writer_killed_mid_transaction_leaves_no_stage_complete(sessions, db_url):
     with sessions.begin() as s:
         _, round_, _ = campaign_with_round(s, n_prompts=50)
@@ -26,7 +27,7 @@ def test_a_writer_killed_mid_transaction_leaves_no_stage_complete(sessions, db_u
     )  # fmt: skip
     assert writer.stdout.readline().strip() == "flushed"  # rows are in the database, uncommitted
     writer.send_signal(signal.SIGKILL)
-    assert writer.wait() == -signal.SIGKILL
+    assert writer.wait(timeout=60) == -signal.SIGKILL
 
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Generation)) == 0
