@@ -34,22 +34,22 @@ WORDS = (
 ).split()
 
 
-def synthetic_examples():
+def synthetic_examples(n: int = N_EXAMPLES, response_words: int = RESPONSE_WORDS):
     from cut.examples import JudgedExample, Polarity
 
     rng = random.Random(0)
 
-    def text(n: int) -> str:
-        return " ".join(rng.choice(WORDS) for _ in range(n))
+    def text(words: int) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(words))
 
     return [
         JudgedExample(
             instruction=text(PROMPT_WORDS),
-            response=text(RESPONSE_WORDS),
+            response=text(response_words),
             judgment="The response is wrong: " + text(JUDGMENT_WORDS),
             polarity=Polarity.NEGATIVE,
         )
-        for _ in range(N_EXAMPLES)
+        for _ in range(n)
     ]
 
 
