@@ -28,6 +28,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/round_overhead.py
+	$(BIN)/python bench/memory.py
 
 clean:
 	rm -rf $(VENV) out

@@ -2,7 +2,8 @@
 
 - demo_peak_gb: `cutloop run campaigns/demo-cpu.yaml` with an empty CUTLOOP_HOME (the
   model linked in), peak of the summed PSS of its whole process tree (driver, Ray,
-  vLLM engine, trainer), sampled every 0.5 s; with its wall time.
+  vLLM engine, trainer), sampled every 2 s (sampling costs CPU); with its wall time.
+  Its round table is printed on stderr.
 - cut_step_peak_gb / dpo_step_peak_gb: one optimizer step on the same 8 negative
   examples with ~600-token responses, SmolLM2, LoRA, the demo's precision and
   checkpointing; CUT with the demo's token budget, DPO (chosen = another response of
@@ -36,7 +37,7 @@ from train_step import peak_rss_mb, synthetic_examples  # bench/ is sys.path[0]
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "campaigns" / "demo-cpu.yaml"
 RESPONSE_WORDS = 520  # ~600 SmolLM2 tokens
-BUDGETS = (1024, 2048, 4096, 8192)
+PAIRS_PER_PASS = {"gc": (1, 2, 3, 6), "nogc": (1, 2, 3)}  # ~1200 tokens a pair
 
 
 def demo_cut_config(**changes):
@@ -61,13 +62,13 @@ def run_demo(model_dir: str) -> dict:
         env.pop("CUTLOOP_DATABASE_URL", None)
         started = time.monotonic()
         command = [str(Path(sys.executable).with_name("cutloop")), "run", str(DEMO)]
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, start_new_session=True
+        process = subprocess.Popen(  # its progress and final table go to stderr
+            command, env=env, stdout=sys.stderr, start_new_session=True
         )
         peak, root = 0, psutil.Process(process.pid)
         while process.poll() is None:
             peak = max(peak, tree_pss_bytes(root))
-            time.sleep(0.5)  # sampling interval
+            time.sleep(2.0)  # sampling interval: reading smaps of ~15 processes costs CPU
         return {
             "demo_peak_gb": peak / 2**30,
             "demo_wall_s": time.monotonic() - started,
@@ -75,27 +76,25 @@ def run_demo(model_dir: str) -> dict:
         }
 
 
-def cut_pass(model_dir: str, tokens: int | None = None, **changes) -> dict:
-    """One optimizer step of CUT on the 8 examples, or on as many as fill one forward
-    pass of about `tokens` tokens."""
-    from cut.batching import packed_length
+def cut_pass(model_dir: str, n: int = 8, one_pass: bool = False, **changes) -> dict:
+    """One optimizer step of CUT on `n` examples; with `one_pass`, all in one forward
+    pass whatever the demo's token budget."""
+    from cut.batching import micro_batches, packed_length
     from cut.modeling import load_policy
     from cut.trainer import example_builder, train_cut
 
-    examples = synthetic_examples(8, RESPONSE_WORDS)
+    examples = synthetic_examples(n, RESPONSE_WORDS)
     model, tokenizer = load_policy(model_dir, demo_cut_config())
-    if tokens is not None:
-        first = example_builder(tokenizer, demo_cut_config()).build(examples[:1]).items[0]
-        examples = synthetic_examples(max(1, tokens // packed_length(first)), RESPONSE_WORDS)
-        changes["max_tokens_per_micro_batch"] = 4 * tokens  # the whole step in one pass
-    n = len(examples)
+    if one_pass:
+        changes["max_tokens_per_micro_batch"] = 2**20
     config = demo_cut_config(batch_size=n, micro_batch_size=n, **changes)
     items = example_builder(tokenizer, config).build(examples).items
+    passes = micro_batches(items, config.micro_batch_size, config.max_tokens_per_micro_batch)
     _, result = train_cut(model, tokenizer, examples, config)
     return {
         "peak_gb": peak_rss_mb() / 1024,
         "seconds": result.steps[0].seconds,
-        "tokens_run": n * max(packed_length(i) for i in items),
+        "largest_pass_tokens": max(len(p) * packed_length(p[0]) for p in passes),
         "response_tokens": result.steps[0].n_response_tokens,
     }
 
@@ -156,8 +155,8 @@ def child(case: str, model_dir: str) -> dict:
         return dpo_step(model_dir)
     if case == "cut":
         return cut_pass(model_dir)
-    checkpointing, budget = case.split(":")  # "gc:2048" / "nogc:2048": one pass of ~budget
-    return cut_pass(model_dir, int(budget), gradient_checkpointing=checkpointing == "gc")
+    checkpointing, pairs = case.split(":")  # "gc:2" / "nogc:2": one pass of 2 pairs
+    return cut_pass(model_dir, int(pairs), True, gradient_checkpointing=checkpointing == "gc")
 
 
 def in_child(case: str) -> dict:
@@ -187,15 +186,15 @@ def main() -> None:
         "cut_step_s": cut["seconds"],
         "dpo_step_s": dpo["seconds"],
         "cut_step_response_tokens": cut["response_tokens"],
-        "cut_step_max_tokens_per_micro_batch": demo_cut_config().max_tokens_per_micro_batch,
+        "cut_step_largest_pass_tokens": cut["largest_pass_tokens"],
     }
     table = {}
-    for checkpointing in ("gc", "nogc"):
-        for budget in BUDGETS:
-            r = in_child(f"{checkpointing}:{budget}")
+    for checkpointing, sizes in PAIRS_PER_PASS.items():
+        for pairs in sizes:
+            r = in_child(f"{checkpointing}:{pairs}")
             table.setdefault(checkpointing, []).append(
                 {
-                    "tokens": r["tokens_run"],
+                    "tokens": r["largest_pass_tokens"],
                     "peak_gb": round(r["peak_gb"], 3),
                     "s": round(r["seconds"], 1),
                 }
