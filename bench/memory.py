@@ -101,10 +101,10 @@ def cut_pass(model_dir: str, n: int = 8, one_pass: bool = False, **changes) -> d
 
 def dpo_step(model_dir: str) -> dict:
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
+    from cut.modeling import lora_config
     from cut.precision import autocast_dtype
     from cut.templates import select_template
 
@@ -120,13 +120,6 @@ def dpo_step(model_dir: str) -> dict:
         ]
     )
     bf16 = autocast_dtype(cut.precision, torch.device("cpu")) == torch.bfloat16
-    lora = LoraConfig(
-        r=cut.lora_r,
-        lora_alpha=cut.lora_alpha,
-        lora_dropout=cut.lora_dropout,
-        target_modules=list(cut.lora_target_modules),
-        task_type="CAUSAL_LM",
-    )
     with tempfile.TemporaryDirectory() as out:
         args = DPOConfig(
             output_dir=out,
@@ -145,7 +138,11 @@ def dpo_step(model_dir: str) -> dict:
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         started = time.perf_counter()
         DPOTrainer(
-            model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=lora
+            model=model,
+            args=args,
+            train_dataset=data,
+            processing_class=tokenizer,
+            peft_config=lora_config(cut),
         ).train()
     return {"peak_gb": peak_rss_mb() / 1024, "seconds": time.perf_counter() - started}
 

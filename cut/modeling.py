@@ -11,21 +11,27 @@ from cut.config import CUTConfig
 from cut.logprobs import target_logprobs
 
 
+def lora_config(config: CUTConfig):
+    """The peft LoraConfig of the CUT settings."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.lora_target_modules),
+        task_type="CAUSAL_LM",
+    )
+
+
 def prepare_for_training(model: nn.Module, config: CUTConfig) -> nn.Module:
     """Wrap in a LoRA adapter (peft) or train every weight; switch to train mode."""
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if config.finetuning == "lora":
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
-        lora = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=list(config.lora_target_modules),
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, lora)
+        model = get_peft_model(model, lora_config(config))
     model.train()
     return model
 
