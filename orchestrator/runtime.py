@@ -49,17 +49,25 @@ def memory_bytes(gb: float) -> int:
 
 
 def check_memory_fits(requests: dict[str, float]) -> None:
-    """Refuse actors no node could hold (Ray would keep them pending for ever): each
-    request, in GB by setting name, against the largest node's memory resource."""
+    """Refuse actors Ray could not place (it would keep them pending for ever): each
+    request, in GB by setting name, against the largest node's memory resource, and all
+    of them together (they run at the same time) against the cluster's."""
     import ray
 
-    largest = max((n["Resources"].get("memory", 0.0) for n in ray.nodes() if n["Alive"]), default=0)
+    nodes = [n["Resources"].get("memory", 0.0) for n in ray.nodes() if n["Alive"]]
+    largest, total = max(nodes, default=0.0), sum(nodes)
     for setting, gb in requests.items():
         if memory_bytes(gb) > largest:
             raise ValueError(
                 f"{setting}={gb:g} is more than any Ray node offers ({largest / GB:.1f} GB "
                 f"of memory resource): lower it, or run on a node with more memory"
             )
+    if memory_bytes(sum(requests.values())) > total:
+        asked = " + ".join(f"{setting}={gb:g}" for setting, gb in requests.items())
+        raise ValueError(
+            f"{asked} is more than the Ray cluster offers ({total / GB:.1f} GB of memory "
+            f"resource): lower them, or add memory"
+        )
 
 
 def gpu_shares(total_gpus: float, replicas: int) -> tuple[float, float]:

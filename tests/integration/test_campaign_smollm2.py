@@ -30,8 +30,9 @@ def test_a_smollm2_round_on_vllm_trains_swaps_and_evaluates(
             "rounds": 1,
             "prompts_per_round": 8,
             "train_on_truncated": True,  # 64 new tokens: most answers are cut off
-            "generator": {"backend": "vllm", "dtype": "bfloat16", "max_model_len": 1024,
-                          "sampling": {"max_new_tokens": 64, "seed": 0}},
+            "generator": {"backend": "vllm", "max_model_len": 1024, "memory_gb": 3,
+                          "kv_cache_gib": 1, "sampling": {"max_new_tokens": 64, "seed": 0}},
+            "trainer": {"memory_gb": 3},
             "cut": {"learning_rate": 2e-3, "alpha": 4.0, "batch_size": 4, "micro_batch_size": 4,
                     "max_length": 512, "align_p_ratio": None},
             "evaluation": {"max_instructions": 8, "max_new_tokens": 64},

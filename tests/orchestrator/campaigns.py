@@ -38,7 +38,12 @@ def tiny_campaign(name: str, policy: Path, **changes: Any) -> CampaignConfig:
         "prompts_per_round": 6,
         "commit_every": 4,
         "train_on_truncated": True,  # a random policy rarely ends before max_new_tokens
-        "generator": {"backend": "hf", "sampling": {"max_new_tokens": 12, "seed": 0}},
+        "generator": {
+            "backend": "hf",
+            "memory_gb": 1,  # declared to Ray: a tiny model needs far less
+            "sampling": {"max_new_tokens": 12, "seed": 0},
+        },
+        "trainer": {"memory_gb": 1},
         "cut": {
             "finetuning": "full",
             "batch_size": 2,

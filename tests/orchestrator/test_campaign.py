@@ -224,10 +224,20 @@ def test_an_answer_too_long_for_a_forward_pass_fails_the_round_at_build(
 
 
 def test_memory_no_node_offers_is_refused_before_any_actor_starts(store_env, sessions, policy):
+    import ray
+
     config = tiny_campaign("greedy", policy, rounds=1, generator={"memory_gb": 100_000})
     outcome = run_campaign(config)
     assert outcome.status == CampaignStatus.FAILED
     assert "generator.memory_gb=100000 is more than any Ray node offers" in outcome.error
+    half = round(ray.cluster_resources()["memory"] / 2**30 * 0.6, 1)  # each fits, not both
+    both = tiny_campaign(
+        "both", policy, rounds=1, generator={"memory_gb": half}, trainer={"memory_gb": half}
+    )
+    outcome = run_campaign(both)
+    assert f"generator.memory_gb={half:g} + trainer.memory_gb={half:g} is more than" in (
+        outcome.error
+    )
     with sessions() as s:
         assert count(s, Generation) == 0
 
