@@ -34,7 +34,8 @@ def test_a_smollm2_round_on_vllm_trains_swaps_and_evaluates(
                           "kv_cache_gib": 1, "sampling": {"max_new_tokens": 64, "seed": 0}},
             "trainer": {"memory_gb": 3},
             "cut": {"learning_rate": 2e-3, "alpha": 4.0, "batch_size": 4, "micro_batch_size": 4,
-                    "max_length": 512, "align_p_ratio": None},
+                    "max_length": 512, "align_p_ratio": None, "gradient_checkpointing": True,
+                    "max_tokens_per_micro_batch": 2048},  # estimated peak ~1.7 GB
             "evaluation": {"max_instructions": 8, "max_new_tokens": 64},
         }
     )  # fmt: skip
