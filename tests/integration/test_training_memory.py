@@ -25,4 +25,4 @@ def peak_and_estimate(policy, max_tokens: int, checkpointing: bool) -> dict:
 def test_a_step_stays_under_its_estimate(smollm2_dir, checkpointing):
     measured = peak_and_estimate(smollm2_dir, 1400, checkpointing)  # two pairs per pass
     assert measured["peak_gb"] <= measured["estimate_gb"], measured
-    assert measured["peak_gb"] > 0.6 * measured["estimate_gb"], measured  # not a blind bound
+    assert measured["peak_gb"] > 0.5 * measured["estimate_gb"], measured  # not a blind bound
