@@ -177,13 +177,14 @@ def micro_batches(
     policy happened to write. Longest first, so a pass holds similar lengths and pads
     little; the step's gradient does not depend on the split (one step normaliser)."""
     check_fits(items, max_tokens)
+    lengths = {id(item): packed_length(item) for item in items}
     passes: list[list[TrainingItem]] = []
     width = 0
-    for item in sorted(items, key=packed_length, reverse=True):
+    for item in sorted(items, key=lambda i: lengths[id(i)], reverse=True):
         current = passes[-1] if passes else []
         if not current or len(current) == max_items or width * (len(current) + 1) > max_tokens:
             passes.append([item])
-            width = packed_length(item)  # the longest of this pass: items come longest first
+            width = lengths[id(item)]  # the longest of this pass: items come longest first
         else:
             current.append(item)
     return passes

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from cut.memory import GB
 from orchestrator.config import CampaignConfig
 from orchestrator.judging import make_annotator, make_judge
 from workers.engine import EngineConfig
@@ -39,9 +40,6 @@ def connect(address: str | None, verbose: bool = False) -> None:
         ray.init(address=address, log_to_driver=verbose)
     else:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=verbose)
-
-
-GB = 2**30
 
 
 def memory_bytes(gb: float) -> int:
