@@ -105,6 +105,7 @@ def collate(items: Sequence[TrainingItem], pad_token_id: int) -> MicroBatch:
     target_ids: list[int] = []
     kinds: list[int] = []
     pair: list[int] = []
+    final: list[bool] = []
     spans: list[MisalignSpan] = []
     for b, (item, seq) in enumerate(zip(items, packed, strict=True)):
         n = len(seq.ids)
@@ -117,6 +118,7 @@ def collate(items: Sequence[TrainingItem], pad_token_id: int) -> MicroBatch:
             hidden_index.extend(b * width + i for i in predictors)
             target_ids.extend(row.input_ids[row.prompt_length :])
             kinds.extend([int(row.kind)] * row.response_length)
+            final.extend([False] * (row.response_length - 1) + [True])
             if row.kind == RowKind.ALIGN_N:
                 align_n_start = start
             if row.kind == RowKind.MISALIGN:
@@ -132,7 +134,9 @@ def collate(items: Sequence[TrainingItem], pad_token_id: int) -> MicroBatch:
         hidden_index=torch.tensor(hidden_index, dtype=torch.long),
         target_ids=torch.tensor(target_ids, dtype=torch.long),
         targets=TokenTargets(
-            kinds=torch.tensor(kinds, dtype=torch.long), pair=torch.tensor(pair, dtype=torch.long)
+            kinds=torch.tensor(kinds, dtype=torch.long),
+            pair=torch.tensor(pair, dtype=torch.long),
+            final=torch.tensor(final, dtype=torch.bool),
         ),
         misalign_spans=tuple(spans),
         n_tokens=sum(len(row.input_ids) for item in items for row in item.rows),

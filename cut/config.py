@@ -17,17 +17,30 @@ from cut.templates import TemplateName
 
 Precision = Literal["auto", "fp32", "bf16"]
 Finetuning = Literal["lora", "full"]
+Method = Literal["cut", "sft", "dpo"]
 
 
 class CUTConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
     # --- objective -----------------------------------------------------------------
+    method: Method = Field(
+        "cut",
+        description="cut: the paper's objective; sft: MLE on the positive answers only "
+        "(rejection-sampling fine-tuning); dpo: pairs of a positive and a negative answer "
+        "to one instruction, the starting weights as reference",
+    )
     lam: float = Field(1.1, alias="lambda", gt=0, description="flag t when p_al/p_mis > lambda")
     alpha: float = Field(1.0, ge=0, description="weight of the unlikelihood term")
     gamma: float | None = Field(
         None, gt=0, description="paper-only dynamic weight p_al^gamma on flagged tokens; None=off"
     )
+    flag_eos: bool = Field(
+        True,
+        description="may the EOS ending a negative answer be flagged (the reference code: "
+        "yes); false keeps MLE on it, so unlikelihood never teaches the policy not to stop",
+    )
+    dpo_beta: float = Field(0.1, gt=0, description="dpo: the inverse temperature beta")
     misalign_context: MisalignContext = Field(
         "plain", description="plain(x) (reference code) or judged(x, fake positive) (paper)"
     )
@@ -51,6 +64,9 @@ class CUTConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     warmup_fraction: float = Field(0.0, ge=0, lt=1, description="of the optimizer steps")
     epochs: int = Field(1, ge=1)
+    max_steps: int | None = Field(
+        None, ge=1, description="stop after this many optimizer steps (None: all epochs)"
+    )
     batch_size: int = Field(8, ge=1, description="judged examples per optimizer step")
     micro_batch_size: int = Field(8, ge=1, description="examples per forward pass, at most")
     max_tokens_per_micro_batch: int = Field(
@@ -76,7 +92,7 @@ class CUTConfig(BaseModel):
 
     @property
     def loss_weights(self) -> LossWeights:
-        return LossWeights(self.lam, self.alpha, self.gamma)
+        return LossWeights(self.lam, self.alpha, self.gamma, self.flag_eos)
 
     @model_validator(mode="after")
     def _micro_batch_fits(self) -> Self:

@@ -29,6 +29,8 @@ class RowKind(IntEnum):
     ALIGN_P = 0
     ALIGN_N = 1
     MISALIGN = 2
+    CHOSEN = 3  # DPO (cut.dpo): the positive answer of a pair, plain context
+    REJECTED = 4  # DPO: the negative answer of a pair, plain context
 
 
 def polarity_of(judgment: str) -> Polarity:
@@ -63,8 +65,9 @@ class Row:
 
 @dataclass(frozen=True)
 class TrainingItem:
-    """A judged example as rows: (Align-P,) or (Align-N, Misalign). Items are never split
-    across micro-batches, so both rows of a pair always meet in one forward pass."""
+    """A judged example as rows: (Align-P,) or (Align-N, Misalign); for DPO a pair of
+    answers as (Chosen, Rejected). Items are never split across micro-batches, so both
+    rows of a pair always meet in one forward pass."""
 
     example_index: int
     rows: tuple[Row, ...]
@@ -119,6 +122,11 @@ class ExampleBuilder:
         prompt_ids = prompt_ids[-room:]  # left truncation: the response is never cut
         return Row(tuple(prompt_ids + response_ids), len(prompt_ids), kind)
 
+    def _response_ids(self, example: JudgedExample) -> list[int] | None:
+        """The answer's tokens and EOS; None when they leave no room for a context token."""
+        ids = [*self._encode(example.response, False), self.eos_token_id]
+        return ids if len(ids) < self.max_length else None
+
     def _misalign_context(self, instruction: str) -> str:
         if self.misalign_context == "fake_positive":
             return self.template.judged(instruction, FAKE_POSITIVE_JUDGMENT)
@@ -126,8 +134,8 @@ class ExampleBuilder:
 
     def build_one(self, index: int, example: JudgedExample) -> TrainingItem | None:
         """None when the response (plus one context token) does not fit in max_length."""
-        response_ids = [*self._encode(example.response, False), self.eos_token_id]
-        if len(response_ids) >= self.max_length:
+        response_ids = self._response_ids(example)
+        if response_ids is None:
             return None
         x, ids = example.instruction, response_ids
         if example.polarity == Polarity.POSITIVE:
@@ -137,6 +145,18 @@ class ExampleBuilder:
         item = TrainingItem(index, (align_n, misalign))
         assert misalign.input_ids[misalign.prompt_length :] == item.response_ids
         return item
+
+    def build_preference(
+        self, index: int, chosen: JudgedExample, rejected: JudgedExample
+    ) -> TrainingItem | None:
+        """A DPO pair: both answers in the plain context; None when one does not fit."""
+        rows = []
+        for example, kind in ((chosen, RowKind.CHOSEN), (rejected, RowKind.REJECTED)):
+            response_ids = self._response_ids(example)
+            if response_ids is None:
+                return None
+            rows.append(self._row(self.template.plain(example.instruction), response_ids, kind))
+        return TrainingItem(index, tuple(rows))
 
     def build(self, examples: Sequence[JudgedExample]) -> BuildReport:
         items: list[TrainingItem] = []

@@ -6,7 +6,8 @@ Per response token:
   Misalign, t flagged:         -alpha * w_t * log(1 - p_mis(t))   (1 - p clamped at 1e-5)
 where t is flagged when p_al(t) / p_mis(t) > lambda (p_al from the paired Align-N
 token in the same forward pass, detached) and w_t = p_al(t)^gamma in the paper's
-dynamic variant, else 1.
+dynamic variant, else 1. With `flag_eos` off, a row's final token (its EOS) is never
+flagged: unlikelihood on it teaches the policy not to stop.
 
 The caller passes `normalizer` = the number of response tokens in the whole optimizer
 step, so summing the returned losses over micro-batches gives the same gradient however
@@ -29,6 +30,7 @@ class LossWeights:
     lam: float = 1.1  # lambda: flag a token when p_al / p_mis exceeds it
     alpha: float = 1.0  # weight of the unlikelihood term
     gamma: float | None = None  # paper-only dynamic weight p_al^gamma; None = off
+    flag_eos: bool = True  # may a row's final (EOS) token be flagged
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class TokenTargets:
 
     kinds: torch.Tensor  # (T,) int64, RowKind values
     pair: torch.Tensor  # (T,) int64
+    final: torch.Tensor  # (T,) bool, True at each row's last target (its EOS)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class LossOutput:
     n_misalign: int
     flagged: torch.Tensor  # (T,) bool, True for flagged Misalign tokens
     ratio: torch.Tensor  # (T,) p_al / p_mis on Misalign tokens, NaN elsewhere
+    preference_sum: float = 0.0  # DPO (cut.dpo): sum of the pairs' losses (unnormalised)
 
 
 def flag_tokens(p_align: torch.Tensor, p_misalign: torch.Tensor, lam: float) -> torch.Tensor:
@@ -69,6 +73,8 @@ def cut_loss(
         p_mis = logp_mis.exp()
         p_al = logp[targets.pair[mis_index]].exp()
         flagged_mis = flag_tokens(p_al, p_mis, weights.lam)
+        if not weights.flag_eos:
+            flagged_mis &= ~targets.final[mis_index]
         ratio = torch.full_like(logp, float("nan"))
         ratio[mis_index] = p_al / p_mis
         flagged = torch.zeros_like(is_mis)

@@ -10,7 +10,7 @@ class StepMetrics:
     step: int  # 1-based optimizer step
     total_steps: int
     epoch: int
-    loss: float  # the step's objective (MLE + unlikelihood) / response tokens
+    loss: float  # the step's objective (MLE + unlikelihood) / response tokens; DPO: per pair
     mle_loss: float  # MLE part, same normalisation
     unlikelihood_loss: float  # unlikelihood part, same normalisation
     n_flagged: int  # Misalign tokens flagged this step
@@ -43,5 +43,6 @@ class TrainResult:
     flagged: dict[int, FlaggedTokens] = field(default_factory=dict)  # by example index
     n_align_p: int = 0
     n_negative: int = 0
+    n_pairs: int = 0  # DPO: (positive, negative) pairs
     too_long: list[int] = field(default_factory=list)
     positives_dropped: int = 0

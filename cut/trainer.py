@@ -37,6 +37,7 @@ from cut.batching import (
 )
 from cut.checkpoint import load_training_state, save_training_state
 from cut.config import CUTConfig
+from cut.dpo import build_pairs, dpo_loss, reference_logprobs
 from cut.examples import ExampleBuilder, JudgedExample, TrainingItem, downsample_positives
 from cut.loss import LossOutput, cut_loss
 from cut.modeling import output_weight, prepare_for_training, response_logprobs
@@ -62,7 +63,7 @@ def plan_steps(items: Sequence[TrainingItem], config: CUTConfig) -> list[list[Tr
         order = list(items)
         random.Random(config.seed + epoch).shuffle(order)
         steps.extend(chunked(order, config.batch_size))
-    return steps
+    return steps[: config.max_steps]
 
 
 def flagged_report(batch: MicroBatch, out: LossOutput, tokenizer) -> list[FlaggedTokens]:
@@ -87,9 +88,10 @@ def flagged_report(batch: MicroBatch, out: LossOutput, tokenizer) -> list[Flagge
 
 @dataclass
 class StepTotals:
-    normalizer: int  # response tokens in the step
+    normalizer: int  # response tokens in the step (DPO: pairs)
     mle: float = 0.0
     unlikelihood: float = 0.0
+    preference: float = 0.0
     n_flagged: int = 0
     n_misalign: int = 0
     n_tokens: int = 0
@@ -103,27 +105,57 @@ def accumulate_gradients(
     config: CUTConfig,
     amp_dtype: torch.dtype | None,
     pad_id: int,
+    reference: dict[int, torch.Tensor] | None = None,
 ) -> StepTotals:
     """Forward and backward over the step's micro-batches, adding into `.grad`.
 
-    Every micro-batch's loss is divided by the response tokens of the *whole step*, so
-    the accumulated gradient does not depend on how the step is split into passes."""
+    Every micro-batch's loss is divided by the response tokens (DPO: the pairs) of the
+    *whole step*, so the accumulated gradient does not depend on how the step is split
+    into passes. `reference`: DPO's reference log-probabilities by pair."""
     device = output_weight(model).device
-    totals = StepTotals(normalizer=response_token_count(step_items))
+    dpo = config.method == "dpo"
+    totals = StepTotals(normalizer=len(step_items) if dpo else response_token_count(step_items))
     passes = micro_batches(step_items, config.micro_batch_size, config.max_tokens_per_micro_batch)
     for micro in passes:
         batch = collate(micro, pad_id)
         with autocast(device, amp_dtype):
             logp = response_logprobs(model, batch, config.logit_chunk_size)
-        out = cut_loss(logp, batch.targets, config.loss_weights, totals.normalizer)
+        if dpo:
+            assert reference is not None
+            out = dpo_loss(logp, micro, reference, config.dpo_beta, totals.normalizer)
+        else:
+            out = cut_loss(logp, batch.targets, config.loss_weights, totals.normalizer)
         out.loss.backward()
         totals.mle += out.mle_sum
         totals.unlikelihood += out.unlikelihood_sum
+        totals.preference += out.preference_sum
         totals.n_flagged += int(out.flagged.sum())
         totals.n_misalign += out.n_misalign
         totals.n_tokens += batch.n_tokens
         totals.flagged.extend(flagged_report(batch, out, tokenizer))
     return totals
+
+
+def training_items(
+    builder: ExampleBuilder, examples: Sequence[JudgedExample], config: CUTConfig
+) -> tuple[list[TrainingItem], TrainResult]:
+    """What `config.method` trains on: cut — every negative and the positives kept by
+    align_p_ratio; sft — every positive; dpo — (positive, negative) pairs per instruction."""
+    if config.method == "dpo":
+        pairs, too_long = build_pairs(builder, examples)
+        return pairs, TrainResult(n_pairs=len(pairs), too_long=too_long)
+    built = builder.build(examples)
+    if config.method == "sft":
+        items = [item for item in built.items if not item.is_negative]
+    else:
+        items = downsample_positives(built.items, config.align_p_ratio, config.seed)
+    n_negative = sum(item.is_negative for item in items)
+    return items, TrainResult(
+        n_align_p=len(items) - n_negative,
+        n_negative=n_negative,
+        too_long=built.too_long,
+        positives_dropped=len(built.items) - len(items),
+    )
 
 
 def train_cut(
@@ -141,24 +173,22 @@ def train_cut(
     # --- setup: seed, examples, model -----------------------------------------------
     torch.manual_seed(config.seed)
     builder = example_builder(tokenizer, config)
-    built = builder.build(examples)
-    items = downsample_positives(built.items, config.align_p_ratio, config.seed)
-    n_negative = sum(item.is_negative for item in items)
-    result = TrainResult(
-        n_align_p=len(items) - n_negative,
-        n_negative=n_negative,
-        too_long=built.too_long,
-        positives_dropped=len(built.items) - len(items),
-    )
-    if built.too_long:
-        logger.warning("skipped %d examples whose response exceeds max_length", len(built.too_long))
+    items, result = training_items(builder, examples, config)
+    if result.too_long:
+        logger.warning("skipped %d answers longer than max_length", len(result.too_long))
     if not items:
-        raise ValueError("no trainable examples: every example was filtered out")
+        raise ValueError(f"no trainable examples for method {config.method!r}: none was left")
     check_fits(items, config.max_tokens_per_micro_batch)  # before any training
     return_freed_memory()
 
-    model = prepare_for_training(model, config)
     device = output_weight(model).device
+    reference = None
+    if config.method == "dpo":  # the starting weights, before any adapter or update
+        reference = reference_logprobs(
+            model, items, config.micro_batch_size, config.max_tokens_per_micro_batch,
+            builder.pad_token_id, config.logit_chunk_size,
+        )  # fmt: skip
+    model = prepare_for_training(model, config)
     amp_dtype = autocast_dtype(config.precision, device)
 
     # --- optimizer and schedule -------------------------------------------------------
@@ -182,7 +212,7 @@ def train_cut(
         step_items = steps[index]
         # --- forward/backward per micro-batch; one normaliser for the whole step -------
         totals = accumulate_gradients(
-            model, tokenizer, step_items, config, amp_dtype, builder.pad_token_id
+            model, tokenizer, step_items, config, amp_dtype, builder.pad_token_id, reference
         )
         result.flagged.update((r.example_index, r) for r in totals.flagged)
 
@@ -200,7 +230,7 @@ def train_cut(
             step=index + 1,
             total_steps=len(steps),
             epoch=index * config.epochs // len(steps),
-            loss=(totals.mle + totals.unlikelihood) / totals.normalizer,
+            loss=(totals.mle + totals.unlikelihood + totals.preference) / totals.normalizer,
             mle_loss=totals.mle / totals.normalizer,
             unlikelihood_loss=totals.unlikelihood / totals.normalizer,
             n_flagged=totals.n_flagged,

@@ -24,7 +24,8 @@ def toy_batch():
     kinds = [P, N, N, N, M, M, M]
     pair = [-1, -1, -1, -1, 1, 2, 3]
     logp = torch.tensor(probs, dtype=torch.float64).log().requires_grad_()
-    return probs, logp, TokenTargets(torch.tensor(kinds), torch.tensor(pair))
+    final = [True, False, False, True, False, False, True]  # each row ends with its EOS
+    return probs, logp, TokenTargets(torch.tensor(kinds), torch.tensor(pair), torch.tensor(final))
 
 
 def hand_loss(probs, lam, alpha, gamma=None):
@@ -61,7 +62,7 @@ def test_infinite_lambda_reduces_to_mle_on_every_row():
 
 def test_unlikelihood_term_is_clamped_when_p_is_one():
     logp = torch.tensor([math.log(0.9), 0.0], requires_grad=True)
-    targets = TokenTargets(torch.tensor([N, M]), torch.tensor([-1, 0]))
+    targets = TokenTargets(torch.tensor([N, M]), torch.tensor([-1, 0]), torch.tensor([True, True]))
     out = cut_loss(logp, targets, LossWeights(lam=1e-3), normalizer=2)
     assert math.isfinite(out.loss.item())
     assert out.unlikelihood_sum == pytest.approx(-math.log(1e-5))
@@ -75,3 +76,15 @@ def test_gradient_does_not_flow_through_the_ratio_test():
     # flagged Misalign token 1 (p=0.1): d/dlogp of -log(1-p) = p/(1-p), pushes p down
     assert float(logp.grad[4]) == pytest.approx((0.1 / 0.9) / 7)
     assert float(logp.grad[5]) == pytest.approx(-1 / 7)  # kept token: plain MLE
+
+
+def test_eos_is_never_flagged_when_flag_eos_is_off():
+    probs, logp, targets = toy_batch()
+    lam = 1.1  # flags Misalign tokens 1 and 3; token 3 ends its row (the EOS)
+    with_eos = cut_loss(logp, targets, LossWeights(lam), normalizer=7)
+    without = cut_loss(logp, targets, LossWeights(lam, flag_eos=False), normalizer=7)
+    assert with_eos.flagged.tolist()[4:] == [True, False, True]
+    assert without.flagged.tolist()[4:] == [True, False, False]
+    # the EOS is trained with MLE instead: -log p_mis(EOS)
+    mle_eos = -math.log(probs[6])
+    assert without.mle_sum == pytest.approx(with_eos.mle_sum + mle_eos)
