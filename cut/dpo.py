@@ -42,11 +42,12 @@ def preference_pairs(examples: Sequence[JudgedExample]) -> list[tuple[int, int]]
 def build_pairs(
     builder: ExampleBuilder, examples: Sequence[JudgedExample]
 ) -> tuple[list[TrainingItem], list[int]]:
-    """Pairs as two-row items (chosen, rejected); also the indexes of the answers left out
-    because one of a pair does not fit max_length."""
+    """Pairs as two-row items (chosen, rejected), each numbered by its rejected answer (a
+    negative is in one pair at most); also the indexes of the answers left out because
+    one of a pair does not fit max_length."""
     items, too_long = [], []
-    for pair_index, (chosen, rejected) in enumerate(preference_pairs(examples)):
-        item = builder.build_preference(pair_index, examples[chosen], examples[rejected])
+    for chosen, rejected in preference_pairs(examples):
+        item = builder.build_preference(rejected, examples[chosen], examples[rejected])
         if item is None:
             too_long.extend((chosen, rejected))
         else:

@@ -12,10 +12,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cut.config import CUTConfig
+from cut.config import CUTConfig, Method
 from judge.local_judge import LocalJudgeConfig
 from judge.openai_judge import OpenAIJudgeConfig
 from judge.pairwise import OpenAIPairwiseConfig
+from orchestrator.selection import SelectionSettings
 from workers.engine import EngineSettings, SamplingConfig
 
 
@@ -98,8 +99,14 @@ class CampaignConfig(_Strict):
     commit_every: int = Field(
         64, ge=1, description="generations, judgments or eval items per store commit"
     )
-    train_on_truncated: bool = Field(
-        False, description="train on answers cut off at max_new_tokens (they get an EOS)"
+    method: Method = Field(
+        "cut", description="the training objective: cut, sft (positives only) or dpo (pairs)"
+    )
+    selection: SelectionSettings = SelectionSettings()
+    fresh_each_round: bool = Field(
+        False,
+        description="train each round from the round-0 policy on every answer collected so "
+        "far, instead of continuing from the previous round's checkpoint on its own answers",
     )
     max_failed_judgments: float = Field(
         0.2, ge=0, le=1, description="fraction of a round's answers left unjudged before it fails"

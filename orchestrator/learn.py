@@ -7,6 +7,7 @@ import hashlib
 import time
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cut.config import CUTConfig
@@ -14,6 +15,7 @@ from cut.examples import JudgedExample, Polarity
 from orchestrator.config import CampaignConfig
 from orchestrator.judging import judge_name
 from orchestrator.round_context import RoundContext, RoundFailure, commit_stage
+from orchestrator.selection import select as select_answers
 from orchestrator.training_fit import check_training_fits
 from store.models import CheckpointKind, Round, Stage
 from store.models import TrainingRun as TrainingRunRow
@@ -37,32 +39,37 @@ def as_examples(judged) -> list[JudgedExample]:
 
 
 def round_cut_config(config: CampaignConfig, index: int) -> CUTConfig:
-    """Each round shuffles its examples differently."""
-    return config.cut.model_copy(update={"seed": config.cut.seed + index})
+    """The campaign's method; each round shuffles its examples differently."""
+    return config.cut.model_copy(update={"seed": config.cut.seed + index, "method": config.method})
+
+
+def training_rounds(
+    session: Session, context: RoundContext, round_id: int, index: int
+) -> list[int]:
+    """The rounds whose answers round `index` trains on: its own, or with
+    fresh_each_round every round so far."""
+    if not context.config.fresh_each_round:
+        return [round_id]
+    query = select(Round.id).where(
+        Round.campaign_id == context.campaign_id, Round.index.between(1, index)
+    )
+    return list(session.scalars(query))
 
 
 def build(context: RoundContext, round_id: int, index: int) -> None:
-    """Fix the round's training set: which judged answers, in which order. Answers cut
-    off at `max_new_tokens` are left out unless `train_on_truncated`: every CUT target
-    ends with EOS, which would teach the policy to stop mid-sentence. Fails, before any
-    training, when an answer cannot fit one forward pass or the settings need more
+    """Fix the round's training set: which judged answers (selection), in which order.
+    Answers cut off at `max_new_tokens` are left out unless
+    `selection.train_on_truncated`: every target ends with EOS, which would teach the
+    policy to stop mid-sentence. Fails, before any training, when the method has nothing
+    to learn from, an answer cannot fit one forward pass or the settings need more
     memory than the trainer has (training_fit)."""
 
     def record(session: Session, round_: Round) -> None:
         name = judge_name(context.config.judge)
-        judged = ok_judgments(session, round_id, name)
-        usable = [
-            (g, j, p)
-            for g, j, p in judged
-            if context.config.train_on_truncated or g.finish_reason != "length"
-        ]
+        rounds = training_rounds(session, context, round_id, index)
+        judged = ok_judgments(session, rounds, name)
+        usable = select_answers(judged, context.config.selection)
         negative = sum(j.polarity == Polarity.NEGATIVE for _, j, _ in usable)
-        if negative == 0:
-            raise RoundFailure(
-                f"build: none of the {len(usable)} usable judged answers is negative "
-                f"({len(judged) - len(usable)} truncated left out); "
-                "there is nothing for CUT to learn from"
-            )
         cut_config = round_cut_config(context.config, index)
         check_training_fits(
             context.policy,
@@ -70,6 +77,7 @@ def build(context: RoundContext, round_id: int, index: int) -> None:
             [g.id for g, _, _ in usable],
             cut_config,
             context.config.trainer.memory_gb if context.workers.trainer_gpus == 0 else None,
+            f"{len(judged) - len(usable)} left out by the selection settings",
         )
         start_training_run(
             session,
@@ -77,10 +85,11 @@ def build(context: RoundContext, round_id: int, index: int) -> None:
             {
                 "cut": cut_config.model_dump(mode="json", by_alias=True),
                 "judge": name,
+                "round_ids": rounds,
                 "generation_ids": [g.id for g, _, _ in usable],
                 "negative": negative,
                 "positive": len(usable) - negative,
-                "truncated_left_out": len(judged) - len(usable),
+                "left_out": len(judged) - len(usable),
             },
         )
         failpoint("build")
@@ -90,9 +99,9 @@ def build(context: RoundContext, round_id: int, index: int) -> None:
 
 def training_examples(session: Session, run: TrainingRunRow) -> list[JudgedExample]:
     """The examples fixed by build, in build's order."""
-    judged = ok_judgments(
-        session, run.round_id, run.hyperparameters["judge"], run.hyperparameters["generation_ids"]
-    )
+    hyper = run.hyperparameters
+    rounds = hyper.get("round_ids", [run.round_id])
+    judged = ok_judgments(session, rounds, hyper["judge"], hyper["generation_ids"])
     return as_examples(judged)
 
 
@@ -108,7 +117,8 @@ def train(context: RoundContext, round_id: int, index: int) -> None:
         run = training_run_of(session, round_id)
         examples = training_examples(session, run)
         generation_ids = run.hyperparameters["generation_ids"]
-        policy = context.checkpoint_location(session, index - 1)
+        start = 0 if context.config.fresh_each_round else index - 1
+        policy = context.checkpoint_location(session, start)
     trainer = context.workers.trainer()
     future = trainer.train.remote(
         policy,

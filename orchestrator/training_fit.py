@@ -15,6 +15,12 @@ from cut.memory import MemoryEstimate, estimate_training_memory, model_shape
 from cut.precision import autocast_dtype
 from orchestrator.round_context import RoundFailure
 
+NEEDS = {
+    "cut": "it needs a negative answer",
+    "sft": "it needs a positive answer",
+    "dpo": "it needs an instruction with a positive and a negative answer",
+}
+
 
 def training_memory(policy: str, cut: CUTConfig) -> MemoryEstimate:
     """What training `policy` with `cut` needs on a CPU (weights loaded in fp32)."""
@@ -31,14 +37,22 @@ def check_training_fits(
     generation_ids: Sequence[int],
     cut: CUTConfig,
     memory_gb: float | None,
+    left_out: str = "none left out",
 ) -> None:
-    """Raise RoundFailure when an example exceeds `cut.max_tokens_per_micro_batch`, or
-    when `memory_gb` (None: not checked, e.g. a GPU trainer) is less than the estimate."""
+    """Raise RoundFailure when `cut.method` has nothing to train on (`left_out` says what
+    the selection removed), an example exceeds `cut.max_tokens_per_micro_batch`, or
+    `memory_gb` (None: not checked, e.g. a GPU trainer) is less than the estimate."""
     from transformers import AutoTokenizer
 
-    from cut.trainer import example_builder
+    from cut.trainer import example_builder, training_items
 
-    items = example_builder(AutoTokenizer.from_pretrained(policy), cut).build(examples).items
+    builder = example_builder(AutoTokenizer.from_pretrained(policy), cut)
+    items, _ = training_items(builder, examples, cut)
+    if not items:
+        raise RoundFailure(
+            f"build: method {cut.method} has nothing to learn from in the {len(examples)} "
+            f"usable judged answers ({NEEDS[cut.method]}; {left_out})"
+        )
     try:
         check_fits(items, cut.max_tokens_per_micro_batch)
     except ItemTooLong as error:

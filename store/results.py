@@ -134,16 +134,19 @@ def unjudged_generations(
 
 
 def ok_judgments(
-    session: Session, round_id: int, judge_name: str, generation_ids: Sequence[int] | None = None
+    session: Session,
+    round_ids: Sequence[int],
+    judge_name: str,
+    generation_ids: Sequence[int] | None = None,
 ) -> list[tuple[Generation, Judgment, Prompt]]:
-    """The round's usable judgments (of these generations, in this order, if given);
+    """The rounds' usable judgments (of these generations, in this order, if given);
     failed calls never appear here."""
     query = (
         select(Generation, Judgment, Prompt)
         .join(Judgment, Judgment.generation_id == Generation.id)
         .join(Prompt, Prompt.id == Generation.prompt_id)
         .where(
-            Generation.round_id == round_id,
+            Generation.round_id.in_(round_ids),
             Judgment.judge_name == judge_name,
             Judgment.status == JudgmentStatus.OK,
         )

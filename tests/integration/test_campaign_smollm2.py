@@ -29,7 +29,7 @@ def test_a_smollm2_round_on_vllm_trains_swaps_and_evaluates(
             "policy": str(smollm2_dir),
             "rounds": 1,
             "prompts_per_round": 8,
-            "train_on_truncated": True,  # 64 new tokens: most answers are cut off
+            "selection": {"train_on_truncated": True},  # 64 new tokens: most are cut off
             "generator": {"backend": "vllm", "max_model_len": 1024, "memory_gb": 3,
                           "kv_cache_gib": 1, "sampling": {"max_new_tokens": 64, "seed": 0}},
             "trainer": {"memory_gb": 3},

@@ -3,6 +3,8 @@
 Replies depend on markers in the user message, so each request's fate is known
 whatever the order in which concurrent requests arrive:
 - `[[good]]` in the message: the reply is "Perfect."; otherwise a negative judgment.
+- `[[coin]]`: "Perfect." or the negative judgment by a hash of the whole message, so
+  answers to one instruction get different judgments, each the same on every retry.
 - AlpacaEval ranking prompts: model_2 ranks first with `[[win:2]]`, model_1 otherwise;
   `[[garbage]]` gives an unreadable reply.
 - `[[fault:KIND:N]]`: the first N attempts for that message fail with KIND, later ones
@@ -16,6 +18,7 @@ Every request is recorded (message, time, Authorization header) for assertions.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import socket
 import threading
@@ -77,6 +80,8 @@ class FakeOpenAI:
             return str(
                 [{"model": "model_1", "rank": first}, {"model": "model_2", "rank": 3 - first}]
             )
+        if "[[coin]]" in content:
+            return "Perfect." if hashlib.sha256(content.encode()).digest()[0] % 2 else NEGATIVE
         return "Perfect." if "[[good]]" in content else NEGATIVE
 
     async def _fail(self, kind: str, authorization: str | None) -> Response:

@@ -37,7 +37,7 @@ def tiny_campaign(name: str, policy: Path, **changes: Any) -> CampaignConfig:
         "rounds": 2,
         "prompts_per_round": 6,
         "commit_every": 4,
-        "train_on_truncated": True,  # a random policy rarely ends before max_new_tokens
+        "selection": {"train_on_truncated": True},  # a random policy rarely stops early
         "generator": {
             "backend": "hf",
             "memory_gb": 1,  # declared to Ray: a tiny model needs far less

@@ -62,3 +62,15 @@ def test_the_estimate_grows_linearly_with_the_budget_and_checkpointing_cuts_it(p
         assert b == 2 * a and c == 4 * a
         assert len({estimates[t, gc].resident for t in (1000, 2000, 4000)}) == 1
     assert estimates[4000, True].activations < estimates[4000, False].activations / 1.5
+
+
+@pytest.mark.parametrize(
+    ("method", "reason"),
+    [("sft", "it needs a positive answer"), ("dpo", "a positive and a negative answer")],
+)
+def test_a_method_with_nothing_to_learn_from_fails_saying_what_it_needs(policy, method, reason):
+    cut = CUTConfig(method=method, max_tokens_per_micro_batch=1000)
+    with pytest.raises(RoundFailure, match=f"build: method {method} has nothing") as error:
+        check_training_fits(policy, EXAMPLES, IDS, cut, None, "2 left out by the selection")
+    assert reason in str(error.value) and "2 left out by the selection" in str(error.value)
+    check_training_fits(policy, EXAMPLES, IDS, cut.model_copy(update={"method": "cut"}), None)

@@ -82,9 +82,9 @@ def test_one_ok_judgment_per_generation_and_judge_failures_kept_apart(sessions):
         again = add_judgments(s, [judgment_row(g) for g in gen_ids])
         assert again == ids[2:]
         assert count(s, Judgment) == 5
-        usable = ok_judgments(s, round_.id, "rules")
+        usable = ok_judgments(s, [round_.id], "rules")
         assert unjudged_generations(s, round_.id, "rules") == []
-        chosen = ok_judgments(s, round_.id, "rules", [gen_ids[2], gen_ids[0]])
+        chosen = ok_judgments(s, [round_.id], "rules", [gen_ids[2], gen_ids[0]])
         assert [g.id for g, _, _ in chosen] == [gen_ids[2], gen_ids[0]]  # in the order asked
         assert count_generations(s, round_.id) == 3
         assert [j.status for _, j, _ in usable] == [JudgmentStatus.OK] * 3

@@ -1,0 +1,57 @@
+"""Which judged answers a round trains on: complete answers (truncated ones only when
+asked), optionally only instructions whose samples disagree, and at most so many
+positives per instruction."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cut.examples import Polarity
+
+Row = TypeVar("Row", bound=tuple)  # (Generation, Judgment, Prompt)
+
+
+class SelectionSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    train_on_truncated: bool = Field(
+        False, description="train on answers cut off at max_new_tokens (they get an EOS)"
+    )
+    disagreeing_only: bool = Field(
+        False,
+        description="keep only instructions whose usable answers got both a positive and a "
+        "negative judgment (with several samples per prompt: where the policy can learn "
+        "what made the difference)",
+    )
+    positives_per_prompt: int | None = Field(
+        None, ge=1, description="keep at most this many positive answers per instruction "
+        "(1: best-of-n), in sample order; None keeps all (cut.align_p_ratio still applies)",
+    )  # fmt: skip
+
+
+def select(judged: Sequence[Row], settings: SelectionSettings) -> list[Row]:
+    """`judged` rows (generation, judgment, prompt) in store order -> the kept ones, in
+    the same order."""
+    usable = [
+        row for row in judged if settings.train_on_truncated or row[0].finish_reason != "length"
+    ]
+    polarities: dict[int, set[Polarity]] = defaultdict(set)
+    for generation, judgment, _ in usable:
+        polarities[generation.prompt_id].add(judgment.polarity)
+    kept, positives = [], defaultdict(int)
+    for row in sorted(usable, key=lambda r: (r[0].prompt_id, r[0].sample_index)):
+        generation, judgment, _ = row
+        if settings.disagreeing_only and len(polarities[generation.prompt_id]) < 2:
+            continue
+        if judgment.polarity == Polarity.POSITIVE:
+            positives[generation.prompt_id] += 1
+            limit = settings.positives_per_prompt
+            if limit is not None and positives[generation.prompt_id] > limit:
+                continue
+        kept.append(row)
+    order = {id(row): i for i, row in enumerate(judged)}
+    return sorted(kept, key=lambda r: order[id(r)])

@@ -1,0 +1,48 @@
+"""Which judged answers a round trains on."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from cut.examples import Polarity
+from orchestrator.selection import SelectionSettings, select
+
+POS, NEG = Polarity.POSITIVE, Polarity.NEGATIVE
+
+
+def answer(prompt_id, sample_index, polarity, finish="stop"):
+    generation = SimpleNamespace(
+        prompt_id=prompt_id, sample_index=sample_index, finish_reason=finish
+    )
+    return generation, SimpleNamespace(polarity=polarity), SimpleNamespace(id=prompt_id)
+
+
+# prompt 1: two positives, a negative and a truncated positive; prompt 2: negatives only;
+# prompt 3: a positive and a truncated negative; stored order is not sample order
+ANSWERS = [
+    answer(1, 1, POS), answer(1, 0, NEG), answer(2, 0, NEG), answer(1, 3, POS),
+    answer(3, 0, POS), answer(2, 1, NEG), answer(1, 2, POS, "length"), answer(3, 1, NEG, "length"),
+]  # fmt: skip
+
+
+def kept(**settings):
+    rows = select(ANSWERS, SelectionSettings(**settings))
+    return [(g.prompt_id, g.sample_index) for g, _, _ in rows]
+
+
+def test_truncated_answers_are_left_out_unless_asked_for():
+    assert kept() == [(1, 1), (1, 0), (2, 0), (1, 3), (3, 0), (2, 1)]  # store order kept
+    assert len(kept(train_on_truncated=True)) == len(ANSWERS)
+
+
+def test_disagreeing_only_keeps_instructions_with_both_judgments_among_usable_answers():
+    assert kept(disagreeing_only=True) == [(1, 1), (1, 0), (1, 3)]
+    with_truncated = kept(disagreeing_only=True, train_on_truncated=True)
+    assert {p for p, _ in with_truncated} == {1, 3}
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"), [(1, [(1, 1), (1, 0)]), (2, [(1, 1), (1, 0), (1, 3)])]
+)
+def test_positives_per_prompt_keeps_the_first_samples(limit, expected):
+    assert kept(disagreeing_only=True, positives_per_prompt=limit) == expected
