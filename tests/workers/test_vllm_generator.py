@@ -130,4 +130,3 @@ def test_seeded_samples_are_distinct_and_reproducible(generators):
     assert generate_all(generators, INSTRUCTIONS, sampling) == first
     other = generate_all(generators, INSTRUCTIONS, sampling.model_copy(update={"seed": 8}))
     assert [c.text for s in other for c in s] != [c.text for s in first for c in s]
-
