@@ -1,8 +1,9 @@
-"""The per-round table of a campaign, shown at the end of `cutloop run` and by
-`cutloop status`."""
+"""The per-round tables of a campaign, shown at the end of `cutloop run` and by
+`cutloop status`: what each round trained on, then how each round's policy evaluates."""
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
 
 from store.summaries import RoundSummary
@@ -12,24 +13,59 @@ def _number(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
-def rounds_table(title: str, rounds: list[RoundSummary]) -> Table:
-    table = Table(title=title)
-    for column in ("round", "status", "prompts", "answers", "neg/pos", "failed", "steps",
-                   "loss", "flagged", "win rate", "± SE", "n", "ties", "length"):  # fmt: skip
+def _p_value(value: float | None) -> str:
+    return "<0.001" if value is not None and value < 0.001 else _number(value, ".3f")
+
+
+def _table(title: str | None, columns: tuple[str, ...], caption: str) -> Table:
+    table = Table(title=title, caption=caption)
+    for column in columns:
         table.add_column(column, justify="left" if column == "status" else "right")
+    return table
+
+
+def _status(r: RoundSummary) -> str:
+    status = r.status.value if r.status.value != "running" else f"at {r.stage.value}"
+    return f"{status}: {r.error}" if r.error else status
+
+
+def training_table(title: str, rounds: list[RoundSummary]) -> Table:
+    table = _table(
+        title,
+        ("round", "status", "prompts", "answers", "neg/pos", "failed", "steps", "loss",
+         "flagged"),
+        "failed: failed judge calls; flagged: Misalign tokens flagged",
+    )  # fmt: skip
     for r in rounds:
-        status = r.status.value if r.status.value != "running" else f"at {r.stage.value}"
-        if r.error:
-            status += f": {r.error}"
         table.add_row(
-            str(r.index), status, str(r.prompts), str(r.generations),
+            str(r.index), _status(r), str(r.prompts), str(r.generations),
             f"{r.negative}/{r.positive}", str(r.failed_calls), str(r.steps),
             _number(r.final_loss, ".3f"), _number(r.flagged_fraction, ".0%"),
-            _number(r.win_rate, ".1f"), _number(r.standard_error, ".1f"), _number(r.n, "d"),
-            _number(r.ties, "d"), _number(r.avg_length, ".0f"),
         )  # fmt: skip
-    table.caption = (
-        "failed: failed judge calls; flagged: Misalign tokens flagged; win rate: % against "
-        "the reference (ties count half); length: characters per eval answer"
-    )
     return table
+
+
+def evaluation_table(rounds: list[RoundSummary]) -> Table:
+    table = _table(
+        "evaluation",
+        ("round", "P-strict", "P-loose", "I-strict", "I-loose", "p(R0)", "win rate", "± SE",
+         "decisive", "n", "ties", "cut", "length"),
+        "P-/I-: IFEval prompt-/instruction-level accuracy, %; p(R0): exact McNemar p of "
+        "P-strict against round 0; win rate: % against the reference (ties count half); "
+        "decisive: % of non-tied comparisons won; cut: % of answers cut off at "
+        "max_new_tokens; length: characters per answer",
+    )  # fmt: skip
+    for r in rounds:
+        table.add_row(
+            str(r.index), _number(r.prompt_strict, ".1f"), _number(r.prompt_loose, ".1f"),
+            _number(r.instruction_strict, ".1f"), _number(r.instruction_loose, ".1f"),
+            _p_value(r.mcnemar_p), _number(r.win_rate, ".1f"), _number(r.standard_error, ".1f"),
+            _number(r.decisive_win_rate, ".1f"), _number(r.n, "d"), _number(r.ties, "d"),
+            _number(r.truncated, ".0f"), _number(r.avg_length, ".0f"),
+        )  # fmt: skip
+    return table
+
+
+def rounds_table(title: str, rounds: list[RoundSummary]) -> Group:
+    """Both tables, one after the other: 22 columns side by side would not fit a terminal."""
+    return Group(training_table(title, rounds), evaluation_table(rounds))

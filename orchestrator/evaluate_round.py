@@ -1,22 +1,30 @@
 """The evaluate stage: the policy answers the eval set greedily and the pairwise
-annotator compares each answer with the reference."""
+annotator compares each answer with the reference. Answers to verifiable instructions
+(the built-in set) are also checked IFEval's way, and each later round is tested
+against round 0 on them."""
 
 from __future__ import annotations
 
+import functools
+from dataclasses import asdict
+
 from sqlalchemy.orm import Session
 
+from judge.ifeval import IFEVAL_ACCURACIES, ItemResult, ifeval_scores
+from judge.instructions import VerifiableInstruction, builtin_instructions
 from judge.pairwise import PairwiseItem
-from orchestrator.evaluation import TIE, win_rate
+from orchestrator.evaluation import TIE, mcnemar, truncated_percent, win_rate
 from orchestrator.round_context import RoundContext, commit_stage
 from store.evals import (
     add_eval_items,
     eval_items_of,
     eval_outputs,
     finish_eval_run,
+    first_round_items,
     first_round_outputs,
     start_eval_run,
 )
-from store.models import EvalRun, Round, Stage
+from store.models import EvalItem, EvalRun, Round, Stage
 from store.results import sha256_text
 from workers.engine import SamplingConfig
 from workers.failpoints import failpoint
@@ -26,6 +34,51 @@ from workers.failpoints import failpoint
 def _eval_set_name(context: RoundContext) -> str:
     settings = context.config.evaluation
     return settings.eval_set if settings.path is None else f"file:{settings.path.name}"
+
+
+@functools.cache
+def _verifiable() -> dict[str, VerifiableInstruction]:
+    return {i.text: i for split in builtin_instructions().values() for i in split}
+
+
+def _tally(instruction: str, output: str) -> dict[str, int | None]:
+    """The IFEval tally of one answer, found by the instruction's text as the rule judge
+    does; NULLs when its constraints are not known (an eval set from a file)."""
+    verifiable = _verifiable().get(instruction)
+    if verifiable is None:
+        return {"constraints": None, "strict_met": None, "loose_met": None}
+    return asdict(ItemResult.of(verifiable, output))
+
+
+def _passed_strictly(items: list[EvalItem]) -> dict[str, bool]:
+    """instruction sha256 -> every constraint met (strict), for the items with a tally."""
+    return {i.instruction_sha256: i.strict_met == i.constraints
+            for i in items if i.constraints is not None}  # fmt: skip
+
+
+def _ifeval_summary(
+    session: Session, round_: Round, run: EvalRun, items: list[EvalItem]
+) -> dict[str, float | int | None]:
+    """The IFEval accuracies, the cut-off share and, after round 0, the McNemar test
+    against round 0's items on the same eval set. From the stored items, so a resumed
+    stage counts the items of every attempt; NULL what cannot be known."""
+    summary: dict[str, float | int | None] = {
+        "truncated": truncated_percent([i.finish_reason for i in items])
+    }
+    scores = ifeval_scores(
+        ItemResult(i.constraints, i.strict_met, i.loose_met)
+        for i in items
+        if i.constraints is not None
+    )
+    if scores is None:
+        return summary
+    summary |= {name: getattr(scores, name) for name in IFEVAL_ACCURACIES}
+    if round_.index > 0:
+        baseline = first_round_items(session, round_.campaign_id, run.eval_set)
+        test = mcnemar(_passed_strictly(baseline), _passed_strictly(items))
+        if test.pairs:
+            summary |= {"mcnemar_b": test.b, "mcnemar_c": test.c, "mcnemar_p": test.p_value}
+    return summary
 
 
 def evaluate(context: RoundContext, round_id: int, index: int) -> None:
@@ -57,10 +110,12 @@ def evaluate(context: RoundContext, round_id: int, index: int) -> None:
             Stage.EVALUATE, lambda x=instructions: generate_all(generators(), x, greedy)
         )
         pairs = []
+        finish_reasons = []
         for item, samples in zip(batch, completions, strict=True):
             output = samples[0].text
             reference = item.reference or references.get(sha256_text(item.instruction), output)
             pairs.append(PairwiseItem(item.instruction, reference, output))
+            finish_reasons.append(samples[0].finish_reason)
         to_annotate = [p for p in pairs if p.output_1 != p.output_2]
         decided = iter(
             context.work(Stage.EVALUATE, lambda a=to_annotate: annotator.annotate(a))
@@ -73,8 +128,10 @@ def evaluate(context: RoundContext, round_id: int, index: int) -> None:
                 "output": p.output_2,
                 "reference_output": p.output_1,
                 "preference": TIE if p.output_1 == p.output_2 else next(decided).preference,
+                "finish_reason": finish_reason,
+                **_tally(p.instruction, p.output_2),
             }
-            for p in pairs
+            for p, finish_reason in zip(pairs, finish_reasons, strict=True)
         ]
         with context.sessions.begin() as session:
             add_eval_items(session, run.id, rows)
@@ -84,10 +141,12 @@ def evaluate(context: RoundContext, round_id: int, index: int) -> None:
         items = eval_items_of(session, run.id)
         score = win_rate([i.preference for i in items], [i.output for i in items])
         context.snapshot.win_rate = score.win_rate
+        stored = session.get_one(EvalRun, run.id)
         finish_eval_run(
-            session, session.get_one(EvalRun, run.id), win_rate=score.win_rate,
-            standard_error=score.standard_error, n=score.n, ties=score.ties,
+            session, stored, win_rate=score.win_rate, standard_error=score.standard_error,
+            decisive_win_rate=score.decisive_win_rate, n=score.n, ties=score.ties,
             failed=score.failed, avg_length=score.avg_length,
+            **_ifeval_summary(session, round_, stored, items),
         )  # fmt: skip
 
     commit_stage(context, round_id, Stage.EVALUATE, summarise)

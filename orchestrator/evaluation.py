@@ -1,12 +1,14 @@
 """Win rate against a reference, computed as AlpacaEval does: a preference of 1 means
 the reference won, 2 the policy won, 1.5 a tie; the win rate is the mean of
-(preference - 1) in percent and its standard error the standard error of that mean."""
+(preference - 1) in percent and its standard error the standard error of that mean.
+Beside it: the decisive win rate (ties left out), the share of answers cut off, and an
+exact McNemar test of a round against round 0 on paired pass/fail outcomes."""
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 TIE = 1.5
@@ -15,6 +17,7 @@ TIE = 1.5
 @dataclass(frozen=True)
 class WinRate:
     win_rate: float | None  # percent; None when nothing was decided
+    decisive_win_rate: float | None  # wins / (wins + losses) in percent; None if all tied
     standard_error: float | None
     n: int  # decided items
     ties: int
@@ -25,11 +28,39 @@ class WinRate:
 def win_rate(preferences: Sequence[float | None], outputs: Sequence[str]) -> WinRate:
     decided = [p - 1 for p in preferences if p is not None]
     n = len(decided)
+    wins, losses = sum(p > TIE - 1 for p in decided), sum(p < TIE - 1 for p in decided)
     return WinRate(
         win_rate=100 * statistics.fmean(decided) if n else None,
+        decisive_win_rate=100 * wins / (wins + losses) if wins + losses else None,
         standard_error=100 * statistics.stdev(decided) / math.sqrt(n) if n > 1 else None,
         n=n,
         ties=sum(p == TIE - 1 for p in decided),
         failed=len(preferences) - n,
         avg_length=statistics.fmean(len(o) for o in outputs) if outputs else 0.0,
     )
+
+
+def truncated_percent(finish_reasons: Sequence[str | None]) -> float | None:
+    """Percent of answers cut off at max_new_tokens, over those whose finish is known."""
+    known = [r for r in finish_reasons if r is not None]
+    return 100 * sum(r == "length" for r in known) / len(known) if known else None
+
+
+@dataclass(frozen=True)
+class McNemar:
+    b: int  # failed at baseline, passes now
+    c: int  # passed at baseline, fails now
+    pairs: int  # keys in both, discordant or not
+    p_value: float  # exact two-sided
+
+
+def mcnemar(baseline: Mapping[str, bool], current: Mapping[str, bool]) -> McNemar:
+    """Exact McNemar test over the keys both hold: a two-sided binomial test of b against
+    b + c discordant pairs at 1/2, p = min(1, 2 P[X <= min(b, c)]); 1 when nothing differs."""
+    from scipy.stats import binomtest  # heavy import: only when a round is summarised
+
+    shared = baseline.keys() & current.keys()
+    b = sum(current[k] and not baseline[k] for k in shared)
+    c = sum(baseline[k] and not current[k] for k in shared)
+    p = binomtest(b, b + c, 0.5).pvalue if b + c else 1.0
+    return McNemar(b, c, len(shared), min(1.0, float(p)))

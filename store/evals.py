@@ -34,7 +34,9 @@ def start_eval_run(
 
 
 def add_eval_items(session: Session, run_id: int, items: Sequence[dict[str, Any]]) -> list[int]:
-    """items: {instruction, output, reference_output, preference}; one per instruction."""
+    """items: {instruction, output, reference_output, preference}, and optionally
+    finish_reason and the IFEval tally {constraints, strict_met, loose_met} (left NULL
+    when the instruction's constraints are not known); one per instruction."""
     rows = [
         {"eval_run_id": run_id, "instruction_sha256": sha256_text(item["instruction"]), **item}
         for item in items
@@ -54,21 +56,35 @@ def eval_outputs(session: Session, run_id: int) -> dict[str, str]:
     return {sha: output for sha, output in session.execute(query)}
 
 
-def first_round_outputs(session: Session, campaign_id: int, eval_set: str) -> dict[str, str]:
-    """The round-0 policy's answers on `eval_set`: the reference of later rounds when the
-    eval set has no reference answers of its own."""
-    run_id = session.scalar(
+def _first_round_run(session: Session, campaign_id: int, eval_set: str) -> int | None:
+    return session.scalar(
         select(EvalRun.id)
         .join(Round, Round.id == EvalRun.round_id)
         .where(Round.campaign_id == campaign_id, Round.index == 0, EvalRun.eval_set == eval_set)
         .order_by(EvalRun.id)
         .limit(1)
     )
+
+
+def first_round_outputs(session: Session, campaign_id: int, eval_set: str) -> dict[str, str]:
+    """The round-0 policy's answers on `eval_set`: the reference of later rounds when the
+    eval set has no reference answers of its own."""
+    run_id = _first_round_run(session, campaign_id, eval_set)
     return {} if run_id is None else eval_outputs(session, run_id)
 
 
+def first_round_items(session: Session, campaign_id: int, eval_set: str) -> list[EvalItem]:
+    """The round-0 policy's eval items on `eval_set`: the baseline later rounds are
+    tested against."""
+    run_id = _first_round_run(session, campaign_id, eval_set)
+    return [] if run_id is None else eval_items_of(session, run_id)
+
+
 def finish_eval_run(session: Session, run: EvalRun, **summary: float | int | None) -> None:
-    """summary: win_rate, standard_error, lc_win_rate, n, ties, failed, avg_length."""
+    """summary: any of EvalRun's summary columns: win_rate, standard_error, lc_win_rate,
+    decisive_win_rate, n, ties, failed, avg_length, truncated, the IFEval accuracies
+    (prompt_strict, prompt_loose, instruction_strict, instruction_loose) and the McNemar
+    test against round 0 (mcnemar_b, mcnemar_c, mcnemar_p)."""
     for field, value in summary.items():
         setattr(run, field, value)
     run.finished_at = utcnow()

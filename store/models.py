@@ -318,6 +318,17 @@ class EvalRun(Base):
     ties: Mapped[int | None]
     failed: Mapped[int | None]  # items the annotator could not decide (not in n)
     avg_length: Mapped[float | None]
+    decisive_win_rate: Mapped[float | None]  # wins / (wins + losses), percent; ties left out
+    # IFEval accuracies in percent, over the items whose constraints are known
+    prompt_strict: Mapped[float | None]
+    prompt_loose: Mapped[float | None]
+    instruction_strict: Mapped[float | None]
+    instruction_loose: Mapped[float | None]
+    truncated: Mapped[float | None]  # percent of answers cut off at max_new_tokens
+    # exact McNemar test of prompt-level strict against round 0's items (NULL in round 0)
+    mcnemar_b: Mapped[int | None]  # round 0 failed, this round passes
+    mcnemar_c: Mapped[int | None]  # round 0 passed, this round fails
+    mcnemar_p: Mapped[float | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
 
@@ -335,5 +346,11 @@ class EvalItem(Base):
     output: Mapped[str] = mapped_column(Text)
     reference_output: Mapped[str] = mapped_column(Text)
     preference: Mapped[float | None]  # 1 = reference wins, 2 = output wins, 1.5 = tie
+    finish_reason: Mapped[str | None] = mapped_column(String(32))  # "stop" or "length"
+    # the instruction's verifiable constraints and how many the output meets (IFEval
+    # strict and loose); all NULL when its constraints are not known
+    constraints: Mapped[int | None]
+    strict_met: Mapped[int | None]
+    loose_met: Mapped[int | None]
 
     eval_run: Mapped[EvalRun] = relationship(back_populates="items")

@@ -39,9 +39,27 @@ class RoundSummary:
     flagged_fraction: float | None  # of Misalign tokens, mean over the round's steps
     win_rate: float | None
     standard_error: float | None
+    decisive_win_rate: float | None  # wins / (wins + losses), percent
     ties: int | None
     n: int | None
     avg_length: float | None
+    # IFEval accuracies (percent) on the eval answers whose constraints are known
+    prompt_strict: float | None
+    prompt_loose: float | None
+    instruction_strict: float | None
+    instruction_loose: float | None
+    truncated: float | None  # percent of eval answers cut off at max_new_tokens
+    mcnemar_p: float | None  # prompt-level strict against round 0; None in round 0
+    mcnemar_b: int | None  # round 0 failed, this round passes
+    mcnemar_c: int | None  # round 0 passed, this round fails
+
+
+# RoundSummary's fields read as they are from the round's (first) eval run
+EVAL_FIELDS = (
+    "win_rate", "standard_error", "decisive_win_rate", "ties", "n", "avg_length",
+    "prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose", "truncated",
+    "mcnemar_p", "mcnemar_b", "mcnemar_c",
+)  # fmt: skip
 
 
 def _count(session: Session, query) -> int:
@@ -88,11 +106,7 @@ def round_summary(session: Session, round_: Round) -> RoundSummary:
         steps=len(steps),
         final_loss=steps[-1].loss if steps else None,
         flagged_fraction=sum(s.flagged_fraction for s in steps) / len(steps) if steps else None,
-        win_rate=evaluation.win_rate if evaluation else None,
-        standard_error=evaluation.standard_error if evaluation else None,
-        ties=evaluation.ties if evaluation else None,
-        n=evaluation.n if evaluation else None,
-        avg_length=evaluation.avg_length if evaluation else None,
+        **{name: getattr(evaluation, name) if evaluation else None for name in EVAL_FIELDS},
     )
 
 

@@ -110,11 +110,40 @@ def test_a_campaign_runs_every_stage_of_every_round_and_records_it(store_env, se
         # round 0 is its own reference: every item a tie, no annotator needed
         assert runs[0].win_rate == 50.0 and runs[0].ties == 5 and runs[0].reference == "round 0"
         assert count(s, EvalItem) == 15
+        assert_ifeval_metrics(s, runs)
+    status = subprocess.run(
+        [CUTLOOP, "status", "full"], capture_output=True, text=True, env=dict(os.environ)
+    )
+    assert status.returncode == 0, status.stderr
+    for column in ("P-strict", "P-loose", "I-strict", "I-loose", "cut", "p(R0)", "decisive",
+                   "win rate", "length"):  # fmt: skip
+        assert column in status.stdout, column
     trained = AutoModelForCausalLM.from_pretrained(checkpoints[1].location)
     start = AutoModelForCausalLM.from_pretrained(policy)
     assert any(
         not a.equal(b) for a, b in zip(trained.parameters(), start.parameters(), strict=True)
     )
+
+
+def assert_ifeval_metrics(session, runs: list[EvalRun]) -> None:
+    """Every round's run has IFEval's accuracies and the cut-off share (the built-in eval
+    set's constraints are known); later rounds are tested against round 0's items."""
+    passed = []
+    for run in runs:
+        items = list(session.scalars(select(EvalItem).where(EvalItem.eval_run_id == run.id)))
+        assert all(i.finish_reason in ("stop", "length") for i in items)
+        assert all(0 <= i.strict_met <= i.loose_met <= i.constraints for i in items)
+        passed.append({i.instruction_sha256: i.strict_met == i.constraints for i in items})
+        metrics = (run.prompt_strict, run.prompt_loose, run.instruction_strict,
+                   run.instruction_loose, run.truncated)  # fmt: skip
+        assert all(m is not None and 0 <= m <= 100 for m in metrics), metrics
+        assert run.prompt_strict <= run.prompt_loose
+        assert run.prompt_strict == 100 * sum(passed[-1].values()) / len(items)
+    assert (runs[0].mcnemar_b, runs[0].mcnemar_c, runs[0].mcnemar_p) == (None, None, None)
+    for run, now in zip(runs[1:], passed[1:], strict=True):
+        assert 0 <= run.mcnemar_p <= 1
+        assert run.mcnemar_b == sum(now[k] and not passed[0][k] for k in now)
+        assert run.mcnemar_c == sum(passed[0][k] and not now[k] for k in now)
 
 
 def free_port() -> int:

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from orchestrator.evaluation import win_rate
+from orchestrator.evaluation import mcnemar, truncated_percent, win_rate
 
 
 def test_win_rate_counts_ties_half_and_leaves_failures_out():
@@ -22,3 +22,46 @@ def test_win_rate_of_nothing_decided_is_unknown():
 def test_all_wins_is_100_with_no_spread():
     score = win_rate([2.0, 2.0], ["x", "y"])
     assert (score.win_rate, score.standard_error) == (100.0, 0.0)
+
+
+def test_the_decisive_win_rate_leaves_ties_out():
+    score = win_rate([2.0, 2.0, 1.0, 1.5, 1.5, None], ["x"] * 6)
+    assert score.decisive_win_rate == pytest.approx(200 / 3)
+    assert win_rate([1.5, 1.5], ["x", "y"]).decisive_win_rate is None
+
+
+def test_truncated_counts_answers_cut_off_among_those_known():
+    assert truncated_percent(["length", "stop", "stop", "length", None]) == 50.0
+    assert truncated_percent([None]) is None
+
+
+def paired(b: int, c: int, same: int = 3) -> tuple[dict[str, bool], dict[str, bool]]:
+    """Baseline and current outcomes with b fail->pass and c pass->fail pairs."""
+    baseline = {f"b{i}": False for i in range(b)} | {f"c{i}": True for i in range(c)}
+    current = {f"b{i}": True for i in range(b)} | {f"c{i}": False for i in range(c)}
+    for i in range(same):  # concordant pairs do not enter the test
+        baseline[f"s{i}"] = current[f"s{i}"] = i % 2 == 0
+    return baseline, current
+
+
+@pytest.mark.parametrize(
+    ("b", "c", "p"),
+    [(10, 2, 0.03857421875), (2, 10, 0.03857421875), (0, 0, 1.0), (7, 0, 0.015625),
+     (5, 5, 1.0), (1, 0, 1.0)],
+)  # fmt: skip
+def test_mcnemar_is_the_exact_binomial_test_on_discordant_pairs(b, c, p):
+    test = mcnemar(*paired(b, c))
+    assert (test.b, test.c, test.pairs) == (b, c, b + c + 3)
+    assert test.p_value == pytest.approx(p)
+    # the formula itself: min(1, 2 P[X <= min(b, c)]), X ~ Binomial(b + c, 1/2)
+    n = b + c
+    exact = min(1.0, 2 * sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2**n)
+    assert test.p_value == pytest.approx(exact)
+
+
+def test_mcnemar_pairs_only_instructions_both_rounds_answered():
+    baseline, current = paired(4, 1)
+    current["only-now"] = True
+    baseline["only-before"] = False
+    test = mcnemar(baseline, current)
+    assert (test.b, test.c, test.pairs) == (4, 1, 8)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from store.engine import make_engine
 from store.models import Base
@@ -31,7 +31,7 @@ def test_migrations_and_models_agree(db_url):
 
 def test_upgrade_downgrade_upgrade(db_url):
     upgrade(db_url)
-    assert current_revision(db_url) == "0003"
+    assert current_revision(db_url) == "0004"
     downgrade(db_url, "base")
     assert current_revision(db_url) is None
     engine = make_engine(db_url)
@@ -51,6 +51,50 @@ def test_db_commands(db_url):
 
     assert db("current") == "none"
     db("upgrade")
-    assert db("current") == "0003"
+    assert db("current") == "0004"
     db("downgrade", "base")
     assert db("current") == "none"
+
+
+def test_0004_keeps_earlier_evaluations_and_leaves_their_new_metrics_null(db_url):
+    upgrade(db_url, "0003")
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO campaign (id, name, config, status, created_at, updated_at) "
+                "VALUES (1, 'old', '{}', 'done', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            ))  # fmt: skip
+            connection.execute(text(
+                'INSERT INTO round (id, campaign_id, "index", status, stage, created_at) '
+                "VALUES (1, 1, 0, 'done', 'done', CURRENT_TIMESTAMP)"
+            ))  # fmt: skip
+            connection.execute(text(
+                "INSERT INTO eval_run (id, round_id, eval_set, annotator, reference, win_rate, "
+                "created_at) VALUES (1, 1, 'builtin_held_out', 'rules', 'round 0', 50.0, "
+                "CURRENT_TIMESTAMP)"
+            ))  # fmt: skip
+            connection.execute(text(
+                "INSERT INTO eval_item (eval_run_id, instruction, instruction_sha256, output, "
+                "reference_output, preference) VALUES (1, 'q', 'sha', 'o', 'o', 1.5)"
+            ))  # fmt: skip
+        upgrade(db_url)
+        with engine.connect() as connection:
+            item = connection.execute(text(
+                "SELECT preference, finish_reason, constraints, strict_met, loose_met "
+                "FROM eval_item"
+            )).one()  # fmt: skip
+            run = connection.execute(text(
+                "SELECT win_rate, prompt_strict, prompt_loose, instruction_strict, "
+                "instruction_loose, truncated, decisive_win_rate, mcnemar_b, mcnemar_c, "
+                "mcnemar_p FROM eval_run"
+            )).one()  # fmt: skip
+        assert tuple(item) == (1.5, None, None, None, None)
+        assert tuple(run) == (50.0,) + (None,) * 9
+        downgrade(db_url, "0003")
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT win_rate FROM eval_run")).scalar() == 50.0
+            columns = {c["name"] for c in inspect(connection).get_columns("eval_item")}
+        assert "strict_met" not in columns and "preference" in columns
+    finally:
+        engine.dispose()

@@ -1,8 +1,9 @@
 import pytest
 
+from store.campaigns import ensure_round
 from store.errors import ConflictError, StoreError
-from store.evals import add_eval_items, finish_eval_run, start_eval_run
-from store.models import CheckpointKind, EvalRun, TrainingRun
+from store.evals import add_eval_items, finish_eval_run, first_round_items, start_eval_run
+from store.models import CheckpointKind, EvalItem, EvalRun, TrainingRun
 from store.training import (
     add_checkpoint,
     add_flagged_tokens,
@@ -79,3 +80,35 @@ def test_eval_items_are_unique_per_instruction_and_summary_is_kept(sessions):
         assert start_eval_run(s, round_.id, "held-out", "rules", "round-0").id == run.id
     with pytest.raises(StoreError, match="win_rate"), sessions.begin() as s:
         finish_eval_run(s, s.get(EvalRun, run.id), win_rate=140.0)
+
+
+def test_eval_items_keep_their_tally_and_the_run_its_ifeval_summary(sessions):
+    with sessions.begin() as s:
+        campaign, first, _ = seeded_generations(s)
+        later = ensure_round(s, campaign, 1)
+        baseline = start_eval_run(s, first.id, "builtin_held_out", "rules", "round 0")
+        add_eval_items(s, baseline.id, [
+            {"instruction": "q0", "output": "o", "reference_output": "o", "preference": 1.5,
+             "finish_reason": "length", "constraints": 2, "strict_met": 1, "loose_met": 2},
+            {"instruction": "from a file", "output": "o", "reference_output": "o",
+             "preference": 1.5, "finish_reason": "stop"},
+        ])  # fmt: skip
+        run = start_eval_run(s, later.id, "builtin_held_out", "rules", "round 0")
+        finish_eval_run(
+            s, run, win_rate=60.0, decisive_win_rate=75.0, prompt_strict=40.0,
+            prompt_loose=55.5, instruction_strict=50.0, instruction_loose=62.5, truncated=20.0,
+            mcnemar_b=10, mcnemar_c=2, mcnemar_p=0.0386,
+        )  # fmt: skip
+    with sessions() as s:
+        items = {i.instruction: i for i in first_round_items(s, campaign.id, "builtin_held_out")}
+        assert (items["q0"].finish_reason, items["q0"].constraints, items["q0"].strict_met,
+                items["q0"].loose_met) == ("length", 2, 1, 2)  # fmt: skip
+        unknown = items["from a file"]
+        assert (unknown.constraints, unknown.strict_met, unknown.loose_met) == (None, None, None)
+        assert first_round_items(s, campaign.id, "another set") == []
+        stored = s.get_one(EvalRun, run.id)
+        assert (stored.decisive_win_rate, stored.prompt_strict, stored.prompt_loose,
+                stored.instruction_strict, stored.instruction_loose, stored.truncated,
+                stored.mcnemar_b, stored.mcnemar_c, stored.mcnemar_p) == (
+            75.0, 40.0, 55.5, 50.0, 62.5, 20.0, 10, 2, 0.0386)  # fmt: skip
+        assert s.get_one(EvalItem, items["q0"].id).eval_run_id == baseline.id
