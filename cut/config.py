@@ -1,6 +1,6 @@
 """CUT training configuration: one validated, documented place for every knob.
 
-Defaults follow the paper's online setting (cut-spec.md): lambda 1.1, alpha 1, LoRA
+Defaults follow the paper's online setting (docs/cut.md): lambda 1.1, alpha 1, LoRA
 r=16/alpha=16/dropout 0.05 on the MLP projections, lr 4e-4, cosine schedule, one epoch,
 global batch 8. Use lambda 1.2 and alpha 0.5 for offline Shepherd-style data.
 """

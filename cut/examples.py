@@ -1,4 +1,4 @@
-"""From judged triplets to token rows: Align-P, Align-N and Misalign (cut-spec.md).
+"""From judged triplets to token rows: Align-P, Align-N and Misalign (docs/cut.md).
 
 A negative example becomes a *pair* of rows sharing the very same response ids (the
 response is tokenized once and appended to both contexts), so the per-position ratio

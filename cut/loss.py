@@ -1,4 +1,4 @@
-"""The CUT objective as a pure function of target log-probabilities (cut-spec.md).
+"""The CUT objective as a pure function of target log-probabilities (docs/cut.md).
 
 Per response token:
   Align-P / Align-N:          -log p(y_t)

@@ -2,7 +2,7 @@ import pytest
 
 from judge import rules as r
 from judge.base import JudgeRequest, JudgmentStatus
-from judge.instructions import builtin_instructions
+from judge.instructions import FAMILIES, builtin_instructions
 from judge.rule_judge import PERFECT, RuleJudge
 
 CASES = [
@@ -106,7 +106,7 @@ def test_the_builtin_set_is_seeded_with_disjoint_splits():
     train, held_out = sets["train"], sets["held_out"]
     assert len(train) >= 300 and len(held_out) >= 100
     assert not {i.text for i in train} & {i.text for i in held_out}
-    assert {c.kind for i in train for c in i.constraints} == {t.kind for t in r.CONSTRAINT_TYPES}
+    assert {c.kind for i in train for c in i.constraints} == {t.kind for t in FAMILIES}
     builtin_instructions.cache_clear()
     assert builtin_instructions()["held_out"] == held_out  # the same on every call
 
