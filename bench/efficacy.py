@@ -12,6 +12,7 @@ in the store is resumed (a finished one costs nothing), so an interrupted bench 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -39,11 +40,14 @@ CUTLOOP = str(Path(sys.executable).with_name("cutloop"))
 
 
 def variant_config(base: dict, method: str) -> dict:
+    """The base campaign with the method's changes, named by method and settings: the same
+    settings resume the stored campaign, changed ones start a new one."""
     changes = VARIANTS[method]
-    config = {**base, **changes, "name": f"{base['name']}-{method}"}
+    config = {**base, **changes}
     if "cut" in changes:
         config["cut"] = {**base.get("cut", {}), **changes["cut"]}
-    return config
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    return {**config, "name": f"{base['name']}-{method}-{digest}"}
 
 
 def results(name: str) -> dict:
@@ -83,6 +87,7 @@ def main() -> None:
         if run.returncode != 0:
             raise SystemExit(f"{method}: cutloop run {path} failed (exit {run.returncode})")
         found = results(config["name"])
+        line[f"{method}_campaign"] = config["name"]
         for key in ("prompt_acc_by_round", "win_rate_by_round", "length_by_round"):
             line[f"{method}_{key}"] = found[key]
         if method == "cut":

@@ -1,4 +1,4 @@
-"""The paper's GPT-4 judge, for OpenAI or any OpenAI-compatible endpoint (cut-spec.md):
+"""The paper's GPT-4 judge, for OpenAI or any OpenAI-compatible endpoint (docs/cut.md):
 a judgment is positive when it starts with the word "perfect"."""
 
 from __future__ import annotations

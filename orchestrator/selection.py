@@ -1,6 +1,6 @@
 """Which judged answers a round trains on: complete answers (truncated ones only when
 asked), optionally only instructions whose samples disagree, and at most so many
-positives per instruction."""
+positives and negatives per instruction."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ class SelectionSettings(BaseModel):
         None, ge=1, description="keep at most this many positive answers per instruction "
         "(1: best-of-n), in sample order; None keeps all (cut.align_p_ratio still applies)",
     )  # fmt: skip
+    negatives_per_prompt: int | None = Field(
+        None, ge=1, description="keep at most this many negative answers per instruction, "
+        "in sample order; None keeps all",
+    )  # fmt: skip
 
 
 def select(judged: Sequence[Row], settings: SelectionSettings) -> list[Row]:
@@ -42,16 +46,19 @@ def select(judged: Sequence[Row], settings: SelectionSettings) -> list[Row]:
     polarities: dict[int, set[Polarity]] = defaultdict(set)
     for generation, judgment, _ in usable:
         polarities[generation.prompt_id].add(judgment.polarity)
-    kept, positives = [], defaultdict(int)
+    limits = {
+        Polarity.POSITIVE: settings.positives_per_prompt,
+        Polarity.NEGATIVE: settings.negatives_per_prompt,
+    }
+    kept, seen = [], defaultdict(int)
     for row in sorted(usable, key=lambda r: (r[0].prompt_id, r[0].sample_index)):
         generation, judgment, _ = row
         if settings.disagreeing_only and len(polarities[generation.prompt_id]) < 2:
             continue
-        if judgment.polarity == Polarity.POSITIVE:
-            positives[generation.prompt_id] += 1
-            limit = settings.positives_per_prompt
-            if limit is not None and positives[generation.prompt_id] > limit:
-                continue
+        seen[generation.prompt_id, judgment.polarity] += 1
+        limit = limits[judgment.polarity]
+        if limit is not None and seen[generation.prompt_id, judgment.polarity] > limit:
+            continue
         kept.append(row)
     order = {id(row): i for i, row in enumerate(judged)}
     return sorted(kept, key=lambda r: order[id(r)])

@@ -46,3 +46,9 @@ def test_disagreeing_only_keeps_instructions_with_both_judgments_among_usable_an
 )
 def test_positives_per_prompt_keeps_the_first_samples(limit, expected):
     assert kept(disagreeing_only=True, positives_per_prompt=limit) == expected
+
+
+def test_negatives_per_prompt_keeps_the_first_negatives():
+    assert kept(negatives_per_prompt=1) == [(1, 1), (1, 0), (2, 0), (1, 3), (3, 0)]
+    both = kept(disagreeing_only=True, positives_per_prompt=1, negatives_per_prompt=1)
+    assert both == [(1, 1), (1, 0)]
