@@ -7,10 +7,10 @@ Every error names the field path and the value given, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cut.config import CUTConfig, Method
 from judge.local_judge import LocalJudgeConfig
@@ -119,6 +119,15 @@ class CampaignConfig(_Strict):
     evaluation: EvaluationSettings = EvaluationSettings()
     seed: int = 42
     ray_address: str | None = Field(None, description="None: a local Ray started on demand")
+
+    @model_validator(mode="after")
+    def _one_method(self) -> Self:
+        if self.cut.method != "cut" and self.cut.method != self.method:
+            raise ValueError(
+                f"cut.method is {self.cut.method!r} but method is {self.method!r}: a campaign "
+                "sets its training method with the top-level `method`"
+            )
+        return self
 
 
 class CampaignConfigError(ValueError):

@@ -50,8 +50,10 @@ def training_rounds(
     fresh_each_round every round so far."""
     if not context.config.fresh_each_round:
         return [round_id]
-    query = select(Round.id).where(
-        Round.campaign_id == context.campaign_id, Round.index.between(1, index)
+    query = (
+        select(Round.id)
+        .where(Round.campaign_id == context.campaign_id, Round.index.between(1, index))
+        .order_by(Round.index)
     )
     return list(session.scalars(query))
 

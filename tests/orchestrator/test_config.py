@@ -19,6 +19,11 @@ def test_shipped_campaigns_load():
         4e-4,
     )
     assert paper.prompts_per_round == 1000 and paper.cut.align_p_ratio == 0.25
+    assert (paper.method, paper.selection.disagreeing_only, paper.generator.sampling.n) == (
+        "cut",
+        False,
+        1,
+    )  # the paper's campaign keeps the paper's defaults
 
 
 @pytest.mark.parametrize(
@@ -38,6 +43,8 @@ def test_shipped_campaigns_load():
             "max_failed_judgments: Input should be less than or equal to 1 (got 1.5)",
         ),
         ("rounds: 2\n", "name: Field required"),
+        ("name: x\ncut:\n  method: dpo\n", "a campaign sets its training method with the"),
+        ("name: x\nmethod: tuned\n", "method: Input should be 'cut', 'sft' or 'dpo'"),
         ("- a\n- b\n", "expected a mapping"),
         ("name: [unclosed\n", "invalid YAML"),
     ],
