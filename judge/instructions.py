@@ -96,3 +96,10 @@ def builtin_instructions() -> dict[Split, tuple[VerifiableInstruction, ...]]:
         unique.setdefault(instruction.text, instruction)
     ordered = list(unique.values())
     return {"train": tuple(ordered[:TRAIN_SIZE]), "held_out": tuple(ordered[TRAIN_SIZE:])}
+
+
+@functools.cache
+def builtin_by_text() -> dict[str, VerifiableInstruction]:
+    """Every built-in instruction (both splits) by its text: how an answer's constraints
+    are found from the instruction it answers."""
+    return {i.text: i for split in builtin_instructions().values() for i in split}

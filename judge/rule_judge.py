@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from cut.examples import Polarity
 from judge.base import JudgeRequest, JudgmentResult
-from judge.instructions import VerifiableInstruction, builtin_instructions
+from judge.instructions import VerifiableInstruction, builtin_by_text
 
 PERFECT = "Perfect. The response meets every constraint of the instruction."
 
@@ -18,10 +18,10 @@ class RuleJudge:
     def __init__(
         self, instructions: Iterable[VerifiableInstruction] | None = None, name: str = "rules"
     ) -> None:
-        if instructions is None:
-            instructions = [i for split in builtin_instructions().values() for i in split]
         self.name = name
-        self.by_text = {i.text: i for i in instructions}
+        self.by_text = (
+            builtin_by_text() if instructions is None else {i.text: i for i in instructions}
+        )
 
     def violations(self, request: JudgeRequest) -> list[str] | None:
         instruction = self.by_text.get(request.instruction)

@@ -5,13 +5,12 @@ against round 0 on them."""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import asdict
 
 from sqlalchemy.orm import Session
 
 from judge.ifeval import IFEVAL_ACCURACIES, ItemResult, ifeval_scores
-from judge.instructions import VerifiableInstruction, builtin_instructions
+from judge.instructions import builtin_by_text
 from judge.pairwise import PairwiseItem
 from orchestrator.evaluation import TIE, mcnemar, truncated_percent, win_rate
 from orchestrator.round_context import RoundContext, commit_stage
@@ -36,15 +35,10 @@ def _eval_set_name(context: RoundContext) -> str:
     return settings.eval_set if settings.path is None else f"file:{settings.path.name}"
 
 
-@functools.cache
-def _verifiable() -> dict[str, VerifiableInstruction]:
-    return {i.text: i for split in builtin_instructions().values() for i in split}
-
-
 def _tally(instruction: str, output: str) -> dict[str, int | None]:
     """The IFEval tally of one answer, found by the instruction's text as the rule judge
     does; NULLs when its constraints are not known (an eval set from a file)."""
-    verifiable = _verifiable().get(instruction)
+    verifiable = builtin_by_text().get(instruction)
     if verifiable is None:
         return {"constraints": None, "strict_met": None, "loose_met": None}
     return asdict(ItemResult.of(verifiable, output))
