@@ -1,8 +1,6 @@
-"""A judgment cache keyed by sha256 of (template, model, instruction, response).
-
-Append-only JSON lines, so a resumed round finds what it already paid for even after a
-crash mid-batch; only ok judgments are cached (a failed call may be retried).
-"""
+"""Append-only JSON-lines caches of paid calls, keyed by sha256 of what was asked: a
+resumed round finds what it already paid for even after a crash mid-batch. Only
+successful calls are cached (a failed call may be retried)."""
 
 from __future__ import annotations
 
@@ -10,20 +8,23 @@ import hashlib
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 from cut.examples import Polarity
 from judge.base import JudgmentResult
 
 
-def cache_key(template: str, model: str, instruction: str, response: str) -> str:
-    payload = json.dumps([template, model, instruction, response], ensure_ascii=False)
+def cache_key(*parts: str) -> str:
+    payload = json.dumps(list(parts), ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-class JudgmentCache:
+class JsonLinesCache:
+    """key -> entry (a JSON object); in memory when `path` is None."""
+
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else None
-        self._entries: dict[str, dict] = {}
+        self._entries: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         if self.path and self.path.exists():
             for line in self.path.read_text().splitlines():
@@ -34,8 +35,30 @@ class JudgmentCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._entries.get(key)
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        entry = {"key": key, **entry}
+        with self._lock:
+            self._entries[key] = entry
+            if self.path:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a") as handle:
+                    handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
+class JudgmentCache:
+    """Judgments keyed by sha256 of (template, model, instruction, response)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self._lines = JsonLinesCache(path)
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
     def get(self, key: str, judge_name: str) -> JudgmentResult | None:
-        entry = self._entries.get(key)
+        entry = self._lines.get(key)
         if entry is None:
             return None
         return JudgmentResult.ok(
@@ -50,16 +73,10 @@ class JudgmentCache:
 
     def put(self, key: str, result: JudgmentResult) -> None:
         entry = {
-            "key": key,
             "text": result.text,
             "polarity": result.polarity,
             "model": result.judge_model,
             "tokens_in": result.tokens_in,
             "tokens_out": result.tokens_out,
         }
-        with self._lock:
-            self._entries[key] = entry
-            if self.path:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("a") as handle:
-                    handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self._lines.put(key, entry)

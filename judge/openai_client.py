@@ -18,18 +18,25 @@ logger = logging.getLogger(__name__)
 
 
 class EndpointConfig(BaseModel):
+    """Where the calls go and how many may be made."""
+
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field("gpt-4", description="model name the endpoint serves")
     base_url: str | None = Field(None, description="None: OpenAI; else e.g. a vLLM server /v1")
     api_key_env: str = Field("OPENAI_API_KEY", description="environment variable with the key")
-    temperature: float = Field(0.0, ge=0, le=2)
-    max_tokens: int = Field(512, ge=1, description="per reply")
     timeout_s: float = Field(60.0, gt=0, description="per attempt")
     max_retries: int = Field(5, ge=0, description="retries of 429/5xx/timeouts/connection errors")
     concurrency: int = Field(32, ge=1, description="calls in flight at once")
     max_calls: int | None = Field(None, ge=0, description="budget: calls for this judge's life")
     max_total_tokens: int | None = Field(None, ge=0, description="budget: prompt + reply tokens")
+
+
+class ChatConfig(EndpointConfig):
+    """An endpoint and the decoding of every call to it."""
+
+    model: str = Field("gpt-4", description="model name the endpoint serves")
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(512, ge=1, description="per reply")
 
 
 @dataclass(frozen=True)
@@ -39,12 +46,17 @@ class ChatReply:
     latency_s: float
     tokens_in: int = 0
     tokens_out: int = 0
+    choice: dict | None = None  # the first choice as sent (message, logprobs, ...)
 
 
-def reply_text(completion: object) -> str | None:
-    """The first choice's message text of a chat-completion JSON body, or None."""
+def first_choice(completion: object) -> dict | None:
     choices = completion.get("choices") if isinstance(completion, dict) else None
-    message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
+    return choices[0] if choices and isinstance(choices[0], dict) else None
+
+
+def reply_text(choice: dict | None) -> str | None:
+    """The message text of a chat completion's choice, or None."""
+    message = choice.get("message") if choice else None
     text = message.get("content") if isinstance(message, dict) else None
     return text.strip() or None if isinstance(text, str) else None
 
@@ -87,7 +99,9 @@ class ChatCaller:
     async def __aexit__(self, *exc_info) -> None:
         await self._client.close()
 
-    async def chat(self, messages: list[dict[str, str]]) -> ChatReply:
+    async def chat(self, model: str, messages: list[dict[str, str]], **params) -> ChatReply:
+        """One chat completion; `params` are further body fields (temperature,
+        max_tokens, logprobs, ...)."""
         async with self._slots:
             exhausted = self.budget_left()
             if exhausted:
@@ -102,12 +116,7 @@ class ChatCaller:
                 completion = await self._client.post(
                     "/chat/completions",
                     cast_to=dict,
-                    body={
-                        "model": self.config.model,
-                        "messages": messages,
-                        "temperature": self.config.temperature,
-                        "max_tokens": self.config.max_tokens,
-                    },
+                    body={"model": model, "messages": messages, **params},
                 )
             except Exception as error:  # any failure is recorded, never raised
                 return self._failure(f"{type(error).__name__}: {error}", started)
@@ -117,10 +126,12 @@ class ChatCaller:
                 usage.get("completion_tokens") or 0,
             )
             self.total_tokens += tokens_in + tokens_out
-            text = reply_text(completion)
+            choice = first_choice(completion)
+            text = reply_text(choice)
             if text is None:
                 return self._failure("malformed reply: no choices or empty message", started)
-            return ChatReply(text, None, time.perf_counter() - started, tokens_in, tokens_out)
+            latency = time.perf_counter() - started
+            return ChatReply(text, None, latency, tokens_in, tokens_out, choice)
 
     def _failure(self, reason: str, started: float) -> ChatReply:
         reason = self.scrub(reason)

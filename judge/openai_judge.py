@@ -11,7 +11,7 @@ from pydantic import Field
 from cut.examples import polarity_of
 from judge.base import JudgeRequest, JudgmentResult
 from judge.cache import JudgmentCache, cache_key
-from judge.openai_client import ChatCaller, EndpointConfig
+from judge.openai_client import ChatCaller, ChatConfig
 
 PAPER_SYSTEM_PROMPT = (
     "Below is an instruction that describes a task and a potential response. Evaluate the "
@@ -22,7 +22,7 @@ PAPER_SYSTEM_PROMPT = (
 PAPER_USER_TEMPLATE = "### Instruction: {instruction}\n\n### Response: {response}"
 
 
-class OpenAIJudgeConfig(EndpointConfig):
+class OpenAIJudgeConfig(ChatConfig):
     name: str = Field("openai", description="judge name stored with each judgment")
     system_prompt: str = PAPER_SYSTEM_PROMPT
     user_template: str = Field(PAPER_USER_TEMPLATE, description="{instruction}, {response}")
@@ -64,7 +64,10 @@ class OpenAIJudge:
                     ),
                 },
             ]
-            reply = await self.caller.chat(messages)
+            config = self.config
+            reply = await self.caller.chat(
+                config.model, messages, temperature=config.temperature, max_tokens=config.max_tokens
+            )
             extra = {
                 "judge_model": self.config.model,
                 "latency_s": reply.latency_s,

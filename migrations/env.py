@@ -23,6 +23,11 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = make_engine(config.get_main_option("sqlalchemy.url") or database_url())
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # batch mode drops the old copy of a table it rebuilds: its ON DELETE CASCADE
+            # must not empty the tables that point to it
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

@@ -98,6 +98,8 @@ def show_status(name: str | None, console: Console, details: bool = False) -> bo
                 console.print(rounds_table(title, rounds))
                 if details:
                     for r in rounds:
+                        if r.lc_missing:
+                            console.print(f"round {r.index}: no LC win rate: {r.lc_missing}")
                         if r.error_detail:
                             console.print(f"round {r.index} failed at {r.stage.value}:")
                             console.print(r.error_detail, highlight=False, markup=False)

@@ -70,11 +70,9 @@ def _cut_config(config_file: Path | None, overrides: dict[str, Any]):
     try:
         return CUTConfig.model_validate(values)
     except ValidationError as error:
-        details = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']} (got {e.get('input')!r})"
-            for e in error.errors()
-        )
-        raise fail(f"invalid CUT settings: {details}") from None
+        from orchestrator.config import describe_errors
+
+        raise fail(f"invalid CUT settings: {describe_errors(error)}") from None
 
 
 @app.command()
@@ -172,6 +170,88 @@ def run(
         raise fail(outcome.error)
     if outcome.status != "done":
         stderr_console.print(f"campaign {campaign.name} is {outcome.status}")
+
+
+@app.command("eval")
+def evaluate(
+    model: Annotated[str, typer.Option(help="Checkpoint directory, bundled name or HF id.")],
+    eval_set: Annotated[
+        Path, typer.Option(help="AlpacaEval JSON: instruction, output (the reference), ...")
+    ],
+    annotator: Annotated[
+        str, typer.Option(help="'rules' or an alpaca_eval annotator config.")
+    ] = "alpaca_eval_gpt4",
+    base_url: Annotated[
+        str | None, typer.Option(help="The annotator's OpenAI-compatible URL (default OpenAI).")
+    ] = None,
+    annotator_model: Annotated[
+        str | None, typer.Option(help="Model at that URL (default: the annotator's own).")
+    ] = None,
+    api_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the endpoint's key.")
+    ] = "OPENAI_API_KEY",
+    max_new_tokens: Annotated[int, typer.Option(help="Per answer.")] = 256,
+    max_instructions: Annotated[int | None, typer.Option(help="Only the first N.")] = None,
+    backend: Annotated[str, typer.Option(help="Generator backend: auto, vllm or hf.")] = "auto",
+    name: Annotated[str | None, typer.Option(help="Campaign name (default: derived).")] = None,
+) -> None:
+    """Evaluate a checkpoint the way campaign rounds are evaluated, e.g. a campaign's
+    checkpoint against AlpacaEval. Stored as an evaluation-only campaign: `cutloop status`
+    shows it, `cutloop export NAME --round 0` writes its outputs, and the same command
+    again resumes it without paying for any annotation twice."""
+    from cut.datafile import DataFileError
+    from orchestrator.campaign_run import run_campaign
+    from orchestrator.config import describe_errors
+    from orchestrator.eval_only import eval_campaign
+
+    evaluation = {
+        "annotator": annotator,
+        "endpoint": {"base_url": base_url, "model": annotator_model, "api_key_env": api_key_env},
+        "max_new_tokens": max_new_tokens,
+        "max_instructions": max_instructions,
+    }
+    try:
+        campaign = eval_campaign(model, eval_set, evaluation, {"backend": backend}, name)
+    except DataFileError as error:
+        raise fail(str(error)) from None
+    except ValidationError as error:
+        raise fail(describe_errors(error)) from None
+    outcome = run_campaign(campaign, verbose=logging.getLogger().level <= logging.INFO)
+    if outcome.error:
+        raise fail(outcome.error)
+
+
+@app.command()
+def export(
+    name: Annotated[str, typer.Argument(help="The campaign.")],
+    round_index: Annotated[int, typer.Option("--round", help="The round (0: the start).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+) -> None:
+    """Write a round's eval answers as AlpacaEval's model_outputs.json, e.g. for
+    `alpaca_eval --model_outputs FILE`."""
+    import json
+
+    from orchestrator.exports import model_outputs
+    from store.engine import make_engine, session_factory
+    from store.schema import upgrade
+
+    upgrade()
+    engine = make_engine()
+    try:
+        with session_factory(engine)() as session:
+            records = model_outputs(session, name, round_index)
+    except LookupError as error:
+        raise fail(str(error)) from None
+    finally:
+        engine.dispose()
+    text = json.dumps(records, indent=2, ensure_ascii=False)
+    if output is None:
+        print(text)
+    else:
+        output.write_text(text + "\n")
+        stderr_console.print(f"{len(records)} outputs written to {output}")
 
 
 @app.command()

@@ -13,9 +13,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cut.config import CUTConfig, Method
+from judge.alpaca_eval_annotator import AlpacaEvalEndpoint, annotator_config
 from judge.local_judge import LocalJudgeConfig
 from judge.openai_judge import OpenAIJudgeConfig
-from judge.pairwise import OpenAIPairwiseConfig
 from orchestrator.selection import SelectionSettings
 from workers.engine import EngineSettings, SamplingConfig
 
@@ -82,19 +82,34 @@ InstructionSource = Annotated[
 
 class EvaluationSettings(_Strict):
     eval_set: Literal["builtin_held_out", "file"] = "builtin_held_out"
-    path: Path | None = Field(None, description="eval_set=file: instruction + reference output")
-    annotator: Literal["rules", "openai"] = "rules"
-    openai: OpenAIPairwiseConfig = Field(
-        OpenAIPairwiseConfig(), description="annotator=openai: endpoint of the pairwise annotator"
+    path: Path | None = Field(
+        None, description="eval_set=file: AlpacaEval's JSON (instruction, output = reference)"
+    )
+    annotator: str = Field(
+        "rules",
+        description="'rules' (constraints met), or an alpaca_eval annotator config: "
+        "alpaca_eval_gpt4 (AlpacaEval 1.0), weighted_alpaca_eval_gpt4_turbo (2.0, logprobs)",
+    )
+    endpoint: AlpacaEvalEndpoint = Field(
+        AlpacaEvalEndpoint(), description="alpaca_eval annotators: base URL, model, key, budget"
+    )
+    length_control: Literal["auto", "length_controlled_v1", "length_controlled_minimal"] = Field(
+        "auto", description="auto: v1 (the leaderboard's) on AlpacaEval's 805, else minimal"
     )
     max_instructions: int | None = Field(None, ge=1, description="evaluate on the first N")
     max_new_tokens: int = Field(256, ge=1)
+
+    @model_validator(mode="after")
+    def _known_annotator(self) -> Self:
+        if self.annotator != "rules":
+            annotator_config(self.annotator)  # a ValueError naming the annotator
+        return self
 
 
 class CampaignConfig(_Strict):
     name: str = Field(min_length=1, max_length=200)
     policy: str = Field("smollm2", description="bundled name, HF directory or HF id")
-    rounds: int = Field(3, ge=1)
+    rounds: int = Field(3, ge=0, description="0: only evaluate the policy (round 0)")
     prompts_per_round: int = Field(64, ge=1, description="unused instructions taken per round")
     commit_every: int = Field(
         64, ge=1, description="generations, judgments or eval items per store commit"
@@ -134,7 +149,7 @@ class CampaignConfigError(ValueError):
     pass
 
 
-def _describe(error: ValidationError) -> str:
+def describe_errors(error: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'campaign'}: {e['msg']} (got {e.get('input')!r})"
         for e in error.errors()
@@ -154,4 +169,4 @@ def load_campaign(path: str | Path) -> CampaignConfig:
     try:
         return CampaignConfig.model_validate(raw)
     except ValidationError as error:
-        raise CampaignConfigError(f"{path}: {_describe(error)}") from None
+        raise CampaignConfigError(f"{path}: {describe_errors(error)}") from None

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.config import CampaignConfig
 from orchestrator.failures import full_detail, one_line
-from orchestrator.instructions import eval_items, train_instructions
+from orchestrator.instructions import eval_items, eval_set_sha256, train_instructions
 from orchestrator.models import resolve_model
 from orchestrator.round_context import RoundContext, Snapshot, StageTimes, Stopped
 from orchestrator.rounds import run_round
@@ -36,6 +36,7 @@ from store.campaigns import (
     create_campaign,
     ensure_round,
     fail_round,
+    fix_eval_set,
     release_round,
     renew_claim,
     set_campaign_status,
@@ -132,13 +133,14 @@ class CampaignDriver:
     def progress(self) -> Snapshot:
         return self.snapshot
 
-    def _open_campaign(self, sessions: sessionmaker[Session]) -> Campaign:
+    def _open_campaign(self, sessions: sessionmaker[Session], eval_set: str) -> Campaign:
         stored_config = self.config.model_dump(mode="json", by_alias=True)
         with sessions.begin() as session:
             existing = campaign_by_name(session, self.config.name)
             if existing is not None and _same_campaign(existing.config, stored_config):
                 existing.config = stored_config  # a longer campaign keeps its rounds
             campaign = create_campaign(session, self.config.name, stored_config)
+            fix_eval_set(session, campaign, eval_set)
             if campaign.status != CampaignStatus.CANCELLED:  # done rounds are skipped
                 set_campaign_status(session, campaign.id, CampaignStatus.RUNNING)
             instructions = train_instructions(self.config.instructions)
@@ -183,12 +185,12 @@ class CampaignDriver:
         upgrade(self.database_url)
         engine = make_engine(self.database_url)
         sessions = session_factory(engine)
-        campaign = self._open_campaign(sessions)
+        evaluation_set = eval_items(self.config.evaluation)
+        campaign = self._open_campaign(sessions, eval_set_sha256(evaluation_set))
         if campaign.status == CampaignStatus.CANCELLED:
             return CampaignOutcome(campaign.status, "the campaign was cancelled; use a new name")
         claim_directory(self.campaign_dir, campaign_identity(self.database_url, campaign.id))
         workers = CampaignWorkers(self.config, resolve_model(self.config.policy), self.campaign_dir)
-        evaluation_set = eval_items(self.config.evaluation)
         outcome = CampaignOutcome(CampaignStatus.DONE)
         try:
             for index in range(self.config.rounds + 1):

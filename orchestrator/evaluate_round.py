@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 
 from judge.ifeval import IFEVAL_ACCURACIES, ItemResult, ifeval_scores
 from judge.instructions import builtin_by_text
-from judge.pairwise import PairwiseItem
+from judge.pairwise import PairwiseItem, PairwiseResult
 from orchestrator.evaluation import TIE, mcnemar, truncated_percent, win_rate
+from orchestrator.instructions import reference_name
+from orchestrator.length_control import Annotation, choose_glm, length_controlled
 from orchestrator.round_context import RoundContext, commit_stage
 from store.evals import (
     add_eval_items,
@@ -75,6 +77,21 @@ def _ifeval_summary(
     return summary
 
 
+def _length_controlled(
+    context: RoundContext, items: list[EvalItem], *, self_reference: bool
+) -> dict[str, float | str | None]:
+    glm = choose_glm(context.config.evaluation.length_control, len(context.eval_items))
+    annotations = [
+        Annotation(
+            i.position if i.position is not None else n, i.preference, i.output, i.reference_output
+        )
+        for n, i in enumerate(items)
+    ]
+    score = length_controlled(annotations, glm, self_reference=self_reference)
+    return {"lc_win_rate": score.win_rate, "lc_standard_error": score.standard_error,
+            "lc_glm": score.glm, "lc_missing": score.missing}  # fmt: skip
+
+
 def evaluate(context: RoundContext, round_id: int, index: int) -> None:
     """The policy answers greedily; the annotator compares each answer with the
     reference (the eval set's own, else the round-0 policy's answer: then round 0 is a
@@ -83,53 +100,67 @@ def evaluate(context: RoundContext, round_id: int, index: int) -> None:
     greedy = SamplingConfig(temperature=0, max_new_tokens=settings.max_new_tokens)
     annotator = context.workers.annotator()
     eval_set = _eval_set_name(context)
-    own_references = all(item.reference is not None for item in context.eval_items)
+    written_by = reference_name(context.eval_items)  # who wrote the references
     with context.sessions.begin() as session:
         run = start_eval_run(
-            session, round_id, eval_set, annotator.name, "eval set" if own_references else "round 0"
+            session, round_id, eval_set, annotator.name, written_by, annotator.version
         )
         done = eval_outputs(session, run.id)
         references = (
-            {} if own_references else first_round_outputs(session, context.campaign_id, eval_set)
+            first_round_outputs(session, context.campaign_id, eval_set)
+            if written_by == "round 0"
+            else {}
         )
-    todo = [i for i in context.eval_items if sha256_text(i.instruction) not in done]
+    todo = [
+        (position, item)
+        for position, item in enumerate(context.eval_items)
+        if sha256_text(item.instruction) not in done
+    ]
     if todo:
         context.serve(index)
     from workers.placement import generate_all
 
     generators = context.workers.generators
     for batch in context.batches(Stage.EVALUATE, todo, len(context.eval_items)):
-        instructions = [i.instruction for i in batch]
+        instructions = [item.instruction for _, item in batch]
         completions = context.work(
             Stage.EVALUATE, lambda x=instructions: generate_all(generators(), x, greedy)
         )
         pairs = []
-        finish_reasons = []
-        for item, samples in zip(batch, completions, strict=True):
+        for (_, item), samples in zip(batch, completions, strict=True):
             output = samples[0].text
             reference = item.reference or references.get(sha256_text(item.instruction), output)
             pairs.append(PairwiseItem(item.instruction, reference, output))
-            finish_reasons.append(samples[0].finish_reason)
         to_annotate = [p for p in pairs if p.output_1 != p.output_2]
         decided = iter(
             context.work(Stage.EVALUATE, lambda a=to_annotate: annotator.annotate(a))
             if to_annotate
             else []
         )
+        results = [
+            PairwiseResult(TIE) if p.output_1 == p.output_2 else next(decided) for p in pairs
+        ]
+        failpoint("evaluate")  # annotations paid for, none of this batch stored
         rows = [
             {
                 "instruction": p.instruction,
+                "position": position,
+                "dataset": item.dataset,
                 "output": p.output_2,
                 "reference_output": p.output_1,
-                "preference": TIE if p.output_1 == p.output_2 else next(decided).preference,
-                "finish_reason": finish_reason,
+                "preference": result.preference,
+                "annotation_error": result.error,
+                "finish_reason": samples[0].finish_reason,
                 **_tally(p.instruction, p.output_2),
             }
-            for p, finish_reason in zip(pairs, finish_reasons, strict=True)
+            for (position, item), samples, p, result in zip(
+                batch, completions, pairs, results, strict=True
+            )
         ]
         with context.sessions.begin() as session:
             add_eval_items(session, run.id, rows)
-        failpoint("evaluate")
+
+    own_reference = index == 0 and written_by == "round 0"  # ties with itself by definition
 
     def summarise(session: Session, round_: Round) -> None:
         items = eval_items_of(session, run.id)
@@ -138,8 +169,9 @@ def evaluate(context: RoundContext, round_id: int, index: int) -> None:
         stored = session.get_one(EvalRun, run.id)
         finish_eval_run(
             session, stored, win_rate=score.win_rate, standard_error=score.standard_error,
-            decisive_win_rate=score.decisive_win_rate, n=score.n, ties=score.ties,
-            failed=score.failed, avg_length=score.avg_length,
+            discrete_win_rate=score.discrete_win_rate, decisive_win_rate=score.decisive_win_rate,
+            n=score.n, ties=score.ties, failed=score.failed, avg_length=score.avg_length,
+            **_length_controlled(context, items, self_reference=own_reference),
             **_ifeval_summary(session, round_, stored, items),
         )  # fmt: skip
 

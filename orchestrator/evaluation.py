@@ -1,5 +1,5 @@
-"""Win rate against a reference, computed as AlpacaEval does: a preference of 1 means
-the reference won, 2 the policy won, 1.5 a tie; the win rate is the mean of
+"""Win rate against a reference, by alpaca_eval's own metric code: a preference of 1
+means the reference won, 2 the policy won, 1.5 a tie; the win rate is the mean of
 (preference - 1) in percent and its standard error the standard error of that mean.
 Beside it: the decisive win rate (ties left out), the share of answers cut off, and an
 exact McNemar test of a round against round 0 on paired pass/fail outcomes."""
@@ -17,26 +17,39 @@ TIE = 1.5
 @dataclass(frozen=True)
 class WinRate:
     win_rate: float | None  # percent; None when nothing was decided
-    decisive_win_rate: float | None  # wins / (wins + losses) in percent; None if all tied
     standard_error: float | None
+    discrete_win_rate: float | None  # each preference rounded to a win, tie or loss
+    decisive_win_rate: float | None  # wins / (wins + losses) in percent; None if all tied
     n: int  # decided items
     ties: int
     failed: int  # items the annotator could not decide
     avg_length: float  # characters of the policy's outputs, as AlpacaEval reports
 
 
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
 def win_rate(preferences: Sequence[float | None], outputs: Sequence[str]) -> WinRate:
-    decided = [p - 1 for p in preferences if p is not None]
-    n = len(decided)
-    wins, losses = sum(p > TIE - 1 for p in decided), sum(p < TIE - 1 for p in decided)
+    """AlpacaEval's head-to-head metrics (alpaca_eval.metrics.get_winrate) of the
+    preferences; undecided items (None) are counted as failed, never as losses."""
+    from judge.alpaca_eval_annotator import alpaca_eval
+
+    avg_length = statistics.fmean(len(o) for o in outputs) if outputs else 0.0
+    if all(p is None for p in preferences):  # alpaca_eval's discrete rule fails on none
+        return WinRate(None, None, None, None, 0, 0, len(preferences), avg_length)
+    metrics = alpaca_eval().metrics.get_winrate([{"preference": p} for p in preferences])
+    wins, losses = int(metrics["n_wins"]), int(metrics["n_wins_base"])
+    n = int(metrics["n_total"])
     return WinRate(
-        win_rate=100 * statistics.fmean(decided) if n else None,
+        win_rate=_number(metrics["win_rate"]),
+        standard_error=_number(metrics["standard_error"]),
+        discrete_win_rate=_number(metrics["discrete_win_rate"]),
         decisive_win_rate=100 * wins / (wins + losses) if wins + losses else None,
-        standard_error=100 * statistics.stdev(decided) / math.sqrt(n) if n > 1 else None,
         n=n,
-        ties=sum(p == TIE - 1 for p in decided),
+        ties=int(metrics["n_draws"]),
         failed=len(preferences) - n,
-        avg_length=statistics.fmean(len(o) for o in outputs) if outputs else 0.0,
+        avg_length=avg_length,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from judge.base import Judge
-from judge.pairwise import OpenAIPairwiseAnnotator, RulePairwiseAnnotator
+from judge.pairwise import RulePairwiseAnnotator
 from orchestrator.config import EvaluationSettings, JudgeSettings
 
 JUDGE_CACHE = "judge-cache.jsonl"
@@ -34,7 +34,13 @@ def make_judge(settings: JudgeSettings, campaign_dir: Path) -> Judge:
     return LocalJudge(LocalJudgeConfig.model_validate(settings.model_dump(exclude={"kind"})))
 
 
-def make_annotator(settings: EvaluationSettings) -> RulePairwiseAnnotator | OpenAIPairwiseAnnotator:
-    if settings.annotator == "openai":
-        return OpenAIPairwiseAnnotator(settings.openai)
-    return RulePairwiseAnnotator()
+def make_annotator(settings: EvaluationSettings, campaign_dir: Path):
+    """AlpacaEval's annotators keep an append-only cache of their replies in the
+    campaign's directory: a resumed evaluation pays for no annotation twice."""
+    if settings.annotator == "rules":
+        return RulePairwiseAnnotator()
+    from judge.alpaca_eval_annotator import ANNOTATION_CACHE, AlpacaEvalAnnotator
+
+    return AlpacaEvalAnnotator(
+        settings.annotator, settings.endpoint, campaign_dir / ANNOTATION_CACHE
+    )

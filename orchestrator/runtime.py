@@ -142,7 +142,7 @@ class CampaignWorkers:
     def annotator(self):
         """Pairwise annotators are light (rule checks or HTTP calls): they run here."""
         if self._annotator is None:
-            self._annotator = make_annotator(self.config.evaluation)
+            self._annotator = make_annotator(self.config.evaluation, self.campaign_dir)
         return self._annotator
 
     def trainer(self):

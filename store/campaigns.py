@@ -27,6 +27,18 @@ def create_campaign(session: Session, name: str, config: dict[str, Any]) -> Camp
     return campaign
 
 
+def fix_eval_set(session: Session, campaign: Campaign, sha256: str) -> None:
+    """A campaign's eval set is fixed when it starts, so its rounds stay comparable."""
+    if campaign.eval_set_sha256 is None:
+        campaign.eval_set_sha256 = sha256
+    elif campaign.eval_set_sha256 != sha256:
+        raise StoreError(
+            f"evaluation: campaign {campaign.name!r} started on an eval set with sha256 "
+            f"{campaign.eval_set_sha256[:12]}…, the one given now has {sha256[:12]}…; restore "
+            "that eval set or start a campaign under a new name"
+        )
+
+
 def campaign_by_name(session: Session, name: str) -> Campaign | None:
     return session.scalar(select(Campaign).where(Campaign.name == name))
 

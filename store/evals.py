@@ -15,7 +15,12 @@ from store.upsert import insert_or_verify
 
 
 def start_eval_run(
-    session: Session, round_id: int, eval_set: str, annotator: str, reference: str
+    session: Session,
+    round_id: int,
+    eval_set: str,
+    annotator: str,
+    reference: str,
+    annotator_version: str | None = None,
 ) -> EvalRun:
     run = session.scalar(
         select(EvalRun).where(
@@ -26,7 +31,11 @@ def start_eval_run(
     )
     if run is None:
         run = EvalRun(
-            round_id=round_id, eval_set=eval_set, annotator=annotator, reference=reference
+            round_id=round_id,
+            eval_set=eval_set,
+            annotator=annotator,
+            annotator_version=annotator_version,
+            reference=reference,
         )
         session.add(run)
         flush(session, EvalRun)
@@ -35,6 +44,7 @@ def start_eval_run(
 
 def add_eval_items(session: Session, run_id: int, items: Sequence[dict[str, Any]]) -> list[int]:
     """items: {instruction, output, reference_output, preference}, and optionally
+    position and dataset (in the eval set), annotation_error (why no preference),
     finish_reason and the IFEval tally {constraints, strict_met, loose_met} (left NULL
     when the instruction's constraints are not known); one per instruction."""
     rows = [
@@ -80,8 +90,9 @@ def first_round_items(session: Session, campaign_id: int, eval_set: str) -> list
     return [] if run_id is None else eval_items_of(session, run_id)
 
 
-def finish_eval_run(session: Session, run: EvalRun, **summary: float | int | None) -> None:
-    """summary: any of EvalRun's summary columns: win_rate, standard_error, lc_win_rate,
+def finish_eval_run(session: Session, run: EvalRun, **summary: float | int | str | None) -> None:
+    """summary: any of EvalRun's summary columns: win_rate, standard_error,
+    discrete_win_rate, lc_win_rate, lc_standard_error, lc_glm, lc_missing,
     decisive_win_rate, n, ties, failed, avg_length, truncated, the IFEval accuracies
     (prompt_strict, prompt_loose, instruction_strict, instruction_loose) and the McNemar
     test against round 0 (mcnemar_b, mcnemar_c, mcnemar_p)."""
@@ -89,3 +100,25 @@ def finish_eval_run(session: Session, run: EvalRun, **summary: float | int | Non
         setattr(run, field, value)
     run.finished_at = utcnow()
     flush(session, EvalRun)
+
+
+def round_eval_run(session: Session, campaign_id: int, index: int) -> EvalRun | None:
+    """The (first) eval run of round `index`."""
+    return session.scalar(
+        select(EvalRun)
+        .join(Round, Round.id == EvalRun.round_id)
+        .where(Round.campaign_id == campaign_id, Round.index == index)
+        .order_by(EvalRun.id)
+        .limit(1)
+    )
+
+
+def eval_items_in_order(session: Session, run_id: int) -> list[EvalItem]:
+    """A run's items in eval-set order."""
+    return list(
+        session.scalars(
+            select(EvalItem)
+            .where(EvalItem.eval_run_id == run_id)
+            .order_by(EvalItem.position, EvalItem.id)
+        )
+    )

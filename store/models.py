@@ -103,6 +103,8 @@ class Campaign(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     config: Mapped[dict[str, Any]]
+    # sha256 of the evaluation set, fixed when the campaign starts: rounds stay comparable
+    eval_set_sha256: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[CampaignStatus] = mapped_column(
         _enum(CampaignStatus), default=CampaignStatus.PENDING
     )
@@ -310,10 +312,16 @@ class EvalRun(Base):
     round_id: Mapped[int] = mapped_column(ForeignKey("round.id", ondelete="CASCADE"))
     eval_set: Mapped[str] = mapped_column(String(200))
     annotator: Mapped[str] = mapped_column(String(200))
-    reference: Mapped[str] = mapped_column(String(200))
+    annotator_version: Mapped[str | None] = mapped_column(String(200))
+    reference: Mapped[str] = mapped_column(String(200))  # who wrote the reference outputs
+    # AlpacaEval's metrics (alpaca_eval.metrics), in percent
     win_rate: Mapped[float | None]
     standard_error: Mapped[float | None]
-    lc_win_rate: Mapped[float | None]
+    discrete_win_rate: Mapped[float | None]  # each preference rounded to win/tie/loss
+    lc_win_rate: Mapped[float | None]  # length-controlled
+    lc_standard_error: Mapped[float | None]
+    lc_glm: Mapped[str | None] = mapped_column(String(64))  # the GLM that controlled length
+    lc_missing: Mapped[str | None] = mapped_column(Text)  # why no lc_win_rate
     n: Mapped[int | None]  # items with a preference
     ties: Mapped[int | None]
     failed: Mapped[int | None]  # items the annotator could not decide (not in n)
@@ -343,9 +351,12 @@ class EvalItem(Base):
     eval_run_id: Mapped[int] = mapped_column(ForeignKey("eval_run.id", ondelete="CASCADE"))
     instruction: Mapped[str] = mapped_column(Text)
     instruction_sha256: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int | None]  # in the eval set
+    dataset: Mapped[str | None] = mapped_column(String(100))  # the eval set's source dataset
     output: Mapped[str] = mapped_column(Text)
     reference_output: Mapped[str] = mapped_column(Text)
     preference: Mapped[float | None]  # 1 = reference wins, 2 = output wins, 1.5 = tie
+    annotation_error: Mapped[str | None] = mapped_column(Text)  # why no preference
     finish_reason: Mapped[str | None] = mapped_column(String(32))  # "stop" or "length"
     # the instruction's verifiable constraints and how many the output meets (IFEval
     # strict and loose); all NULL when its constraints are not known

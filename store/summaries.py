@@ -37,11 +37,21 @@ class RoundSummary:
     steps: int
     final_loss: float | None
     flagged_fraction: float | None  # of Misalign tokens, mean over the round's steps
+    # AlpacaEval's scores of the round's policy against the eval set's reference
+    annotator: str | None
+    annotator_version: str | None
+    reference: str | None  # who wrote the reference outputs
     win_rate: float | None
     standard_error: float | None
+    discrete_win_rate: float | None
+    lc_win_rate: float | None  # length-controlled
+    lc_standard_error: float | None
+    lc_glm: str | None
+    lc_missing: str | None  # why there is no lc_win_rate
     decisive_win_rate: float | None  # wins / (wins + losses), percent
     ties: int | None
-    n: int | None
+    n: int | None  # items with a preference
+    failed: int | None  # items the annotator could not decide (not in n)
     avg_length: float | None
     # IFEval accuracies (percent) on the eval answers whose constraints are known
     prompt_strict: float | None
@@ -56,7 +66,9 @@ class RoundSummary:
 
 # RoundSummary's fields read as they are from the round's (first) eval run
 EVAL_FIELDS = (
-    "win_rate", "standard_error", "decisive_win_rate", "ties", "n", "avg_length",
+    "annotator", "annotator_version", "reference", "win_rate", "standard_error",
+    "discrete_win_rate", "lc_win_rate", "lc_standard_error", "lc_glm", "lc_missing",
+    "decisive_win_rate", "ties", "n", "failed", "avg_length",
     "prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose", "truncated",
     "mcnemar_p", "mcnemar_b", "mcnemar_c",
 )  # fmt: skip

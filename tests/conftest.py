@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,33 @@ def ray_local():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def local_hub(tmp_path, monkeypatch):
+    """tatsu-lab/alpaca_eval's df_gamed.csv in a local hub cache, with made-up numbers
+    of the shape alpaca_eval expects (two gamed baselines for every instruction)."""
+    import huggingface_hub.constants
+    import pandas as pd
+
+    from judge.alpaca_eval_annotator import alpaca_eval
+    from orchestrator.length_control import ALPACA_EVAL_SIZE
+
+    rng = random.Random(1)
+    difficulty = [rng.gauss(0, 1) for _ in range(ALPACA_EVAL_SIZE)]
+    rows = [  # one model after the other, as alpaca_eval reads difficulty by row
+        {"model": model, "index": i, "instruction_difficulty": difficulty[i],
+         "preference": rng.random(), "std_delta_len": rng.gauss(0, 1),
+         "not_gamed_baseline": False}
+        for model in ("gamed_concise", "gamed_verbose")
+        for i in range(ALPACA_EVAL_SIZE)
+    ]  # fmt: skip
+    commit = "0" * 40
+    hub = tmp_path / "hub"
+    repo = hub / "datasets--tatsu-lab--alpaca_eval"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(repo / "snapshots" / commit / "df_gamed.csv", index=False)
+    monkeypatch.setattr(alpaca_eval().constants, "DEFAULT_CACHE_DIR", str(hub))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)

@@ -5,8 +5,12 @@ whatever the order in which concurrent requests arrive:
 - `[[good]]` in the message: the reply is "Perfect."; otherwise a negative judgment.
 - `[[coin]]`: "Perfect." or the negative judgment by a hash of the whole message, so
   answers to one instruction get different judgments, each the same on every retry.
-- AlpacaEval ranking prompts: model_2 ranks first with `[[win:2]]`, model_1 otherwise;
-  `[[garbage]]` gives an unreadable reply.
+- AlpacaEval's prompts (alpaca_eval_gpt4's ranking, weighted_alpaca_eval_gpt4_turbo's
+  identifier with logprobs, whichever order the outputs were shown in): the output
+  holding `[[best]]` is preferred, else the longer one; the weighted annotator's reply
+  gives the preferred identifier probability 0.8 (0.7 when decided by length), and
+  carries logprobs only when the request asks for them. `[[garbage]]` anywhere gives an
+  unreadable reply.
 - `[[fault:KIND:N]]`: the first N attempts for that message fail with KIND, later ones
   succeed; N = `always` never succeeds. KIND: `500`, `429` (with Retry-After:
   `retry_after_s`), `hang` (longer than any client timeout), `empty` (no choices),
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import re
 import socket
 import threading
@@ -33,6 +38,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 FAULT = re.compile(r"\[\[fault:(?P<kind>\w+):(?P<count>\w+)\]\]")
+RANKED = re.compile(r'"model": "(model_[12])",\s*"answer": """(.*?)"""', re.DOTALL)
+IDENTIFIED = re.compile(r'"model_identifier": "([mM])",\s*"output": """(.*?)"""', re.DOTALL)
 NEGATIVE = "The answer is wrong: 7 x 8 is 56, not 54."
 
 
@@ -69,17 +76,40 @@ class FakeOpenAI:
         fault = FAULT.search(content)
         if fault and (fault["count"] == "always" or self.attempts[content] <= int(fault["count"])):
             return await self._fail(fault["kind"], request.headers.get("authorization"))
-        return JSONResponse(self._completion(body["model"], content, [self._reply(content)]))
+        completion = self._completion(body["model"], content, [self._reply(content)])
+        if IDENTIFIED.search(content) and body.get("logprobs"):
+            completion["choices"][0]["logprobs"] = self._logprobs(content)
+        return JSONResponse(completion)
 
     @staticmethod
-    def _reply(content: str) -> str:
-        if "leaderboard" in content:  # AlpacaEval's ranking prompt
-            if "[[garbage]]" in content:
-                return "I would pick the second one."
-            first = 2 if "[[win:2]]" in content else 1
-            return str(
-                [{"model": "model_1", "rank": first}, {"model": "model_2", "rank": 3 - first}]
-            )
+    def _preferred(outputs: list[tuple[str, str]]) -> tuple[str, float]:
+        """(label of the preferred output, its probability) of two (label, output)."""
+        marked = [label for label, text in outputs if "[[best]]" in text]
+        if marked:
+            return marked[0], 0.8
+        (label_1, text_1), (label_2, text_2) = outputs
+        return (label_1 if len(text_1) >= len(text_2) else label_2), 0.7
+
+    def _logprobs(self, content: str) -> dict:
+        label, p = self._preferred(IDENTIFIED.findall(content))
+        other = "M" if label == "m" else "m"
+        if "[[garbage]]" in content:  # neither identifier among the likely tokens
+            label, other = "I", "The"
+        top = [
+            {"token": label, "logprob": math.log(p)},
+            {"token": other, "logprob": math.log(1 - p)},
+        ]
+        return {"content": [{"token": label, "logprob": math.log(p), "top_logprobs": top}]}
+
+    def _reply(self, content: str) -> str:
+        if "[[garbage]]" in content and (RANKED.search(content) or IDENTIFIED.search(content)):
+            return "I would pick the second one."
+        if RANKED.search(content):
+            first, _ = self._preferred(RANKED.findall(content))
+            second = "model_2" if first == "model_1" else "model_1"
+            return str([{"model": first, "rank": 1}, {"model": second, "rank": 2}])
+        if IDENTIFIED.search(content):
+            return self._preferred(IDENTIFIED.findall(content))[0]
         if "[[coin]]" in content:
             return "Perfect." if hashlib.sha256(content.encode()).digest()[0] % 2 else NEGATIVE
         return "Perfect." if "[[good]]" in content else NEGATIVE

@@ -3,15 +3,8 @@ import pytest
 from judge.base import JudgeRequest, JudgmentStatus
 from judge.instructions import builtin_instructions
 from judge.local_judge import LocalJudge, LocalJudgeConfig, parse_local_judgment
-from judge.pairwise import (
-    OpenAIPairwiseAnnotator,
-    OpenAIPairwiseConfig,
-    PairwiseItem,
-    RulePairwiseAnnotator,
-    parse_ranking,
-)
+from judge.pairwise import PairwiseItem, RulePairwiseAnnotator
 from tests.conftest import char_tokenizer, tiny_llama
-from tests.judge.fake_openai import FakeOpenAI
 
 
 @pytest.mark.parametrize(
@@ -72,40 +65,3 @@ def test_rule_pairwise_win_and_loss():
         [PairwiseItem(instruction.text, bad, good), PairwiseItem(instruction.text, good, bad)]
     )
     assert [r.preference for r in results] == [2.0, 1.0]
-
-
-def test_ranking_parser():
-    assert (
-        parse_ranking("[{'model': 'model_1', 'rank': 1}, {'model': 'model_2', 'rank': 2}]") == 1.0
-    )
-    assert (
-        parse_ranking("[{'model': 'model_2', 'rank': 1}, {'model': 'model_1', 'rank': 2}]") == 2.0
-    )
-    for bad in ("model 2", "[{'model': 'model_1', 'rank': 3}]", "[]"):
-        with pytest.raises(ValueError):
-            parse_ranking(bad)
-
-
-def test_openai_pairwise_uses_the_alpaca_eval_prompt(monkeypatch):
-    monkeypatch.setenv("CUTLOOP_TEST_OPENAI_KEY", "sk-test")
-    with FakeOpenAI() as server:
-        config = OpenAIPairwiseConfig(
-            base_url=server.base_url,
-            api_key_env="CUTLOOP_TEST_OPENAI_KEY",
-            max_retries=1,
-            timeout_s=2,
-        )
-        results = OpenAIPairwiseAnnotator(config).annotate(
-            [
-                PairwiseItem("Write a haiku.", "reference {output_2}", "policy"),
-                PairwiseItem("Write a haiku.", "reference", "policy [[win:2]]"),
-                PairwiseItem("Write a haiku.", "reference", "policy [[garbage]]"),
-                PairwiseItem("Write a haiku.", "reference", "policy [[fault:500:always]]"),
-            ]
-        )
-        sent = [q.content for q in server.requests]
-    assert [r.preference for r in results] == [1.0, 2.0, None, None]
-    assert "unreadable ranking" in results[2].error and "InternalServerError" in results[3].error
-    assert all("ranks models by the quality of their answers" in c for c in sent)
-    # placeholders are filled in one pass: text that looks like one is sent as written
-    assert any('"""reference {output_2}"""' in c and '"""policy"""' in c for c in sent)

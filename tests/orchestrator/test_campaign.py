@@ -109,6 +109,10 @@ def test_a_campaign_runs_every_stage_of_every_round_and_records_it(store_env, se
         assert [r.n for r in runs] == [5, 5, 5] and all(r.failed == 0 for r in runs)
         # round 0 is its own reference: every item a tie, no annotator needed
         assert runs[0].win_rate == 50.0 and runs[0].ties == 5 and runs[0].reference == "round 0"
+        assert (runs[0].lc_win_rate, runs[0].lc_missing) == (50.0, None)  # by construction
+        # later rounds: length-only GLM on the built-in set; 5 items are enough to fit it
+        assert all(r.lc_glm == "length_controlled_minimal" for r in runs)
+        assert all((r.lc_win_rate is None) != (r.lc_missing is None) for r in runs)
         assert count(s, EvalItem) == 15
         assert_ifeval_metrics(s, runs)
     status = subprocess.run(
@@ -116,7 +120,7 @@ def test_a_campaign_runs_every_stage_of_every_round_and_records_it(store_env, se
     )
     assert status.returncode == 0, status.stderr
     for column in ("P-strict", "P-loose", "I-strict", "I-loose", "cut", "p(R0)", "decisive",
-                   "win rate", "length"):  # fmt: skip
+                   "win rate", "LC", "length", "rules against round 0"):  # fmt: skip
         assert column in status.stdout, column
     trained = AutoModelForCausalLM.from_pretrained(checkpoints[1].location)
     start = AutoModelForCausalLM.from_pretrained(policy)

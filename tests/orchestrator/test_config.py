@@ -30,7 +30,11 @@ def test_shipped_campaigns_load():
     ("text", "message"),
     [
         ("name: x\ncut:\n  lambda: -1\n", "cut.lambda: Input should be greater than 0 (got -1)"),
-        ("name: x\nrounds: 0\n", "rounds: Input should be greater than or equal to 1 (got 0)"),
+        ("name: x\nrounds: -1\n", "rounds: Input should be greater than or equal to 0 (got -1)"),
+        (
+            "name: x\nevaluation:\n  annotator: gpt-judge\n",
+            "evaluation: Value error, unknown alpaca_eval annotator 'gpt-judge'",
+        ),
         ("name: x\njudge:\n  kind: oracle\n", "judge: Input tag 'oracle' found using 'kind'"),
         ("name: x\njudge:\n  kind: openai\n  concurrency: none\n", "judge.openai.concurrency"),
         (

@@ -65,3 +65,15 @@ def test_mcnemar_pairs_only_instructions_both_rounds_answered():
     baseline["only-before"] = False
     test = mcnemar(baseline, current)
     assert (test.b, test.c, test.pairs) == (4, 1, 8)
+
+
+def test_win_rates_are_alpaca_evals_own_on_weighted_preferences():
+    from judge.alpaca_eval_annotator import alpaca_eval
+
+    preferences = [1.8, 1.2, 1.5, 2.0, 1.0, None, 1.65, 1.35]
+    score = win_rate(preferences, ["x"] * len(preferences))
+    theirs = alpaca_eval().metrics.pairwise_to_winrate(preferences)
+    assert score.win_rate == pytest.approx(theirs["win_rate"])
+    assert score.standard_error == pytest.approx(theirs["standard_error"])
+    assert score.discrete_win_rate == pytest.approx(theirs["discrete_win_rate"])
+    assert (score.n, score.ties, score.failed) == (theirs["n_total"], theirs["n_draws"], 1)

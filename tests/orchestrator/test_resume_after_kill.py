@@ -1,10 +1,11 @@
 """SIGKILL a real `cutloop run` in every stage, one after the other, and check that each
-restart continues from the store: nothing generated or judged twice, no judge call paid
-twice, no lost rows, training resumed from its last saved step."""
+restart continues from the store: nothing generated or judged twice, no judge or
+annotator call paid twice, no lost rows, training resumed from its last saved step."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -43,7 +44,7 @@ CUTLOOP = str(Path(sys.executable).with_name("cutloop"))
 
 # (failpoint, round index and stage the store must show after the kill)
 KILLS = [
-    ("evaluate", 0, Stage.EVALUATE),  # round 0: the starting policy's evaluation
+    ("evaluate", 0, Stage.EVALUATE),  # round 0, after the annotator was paid for a batch
     ("sample", 1, Stage.SAMPLE),  # inside the stage's transaction
     ("generate", 1, Stage.GENERATE),  # after the first batch was committed
     ("judge", 1, Stage.JUDGE),  # after the calls were paid, before their commit
@@ -95,6 +96,10 @@ def test_a_run_killed_in_every_stage_resumes_from_the_store(db_url, sessions, tm
     policy = save_tiny_policy(tmp_path / "policy")
     env = {**os.environ, "CUTLOOP_HOME": str(tmp_path / "home"), "CUTLOOP_DATABASE_URL": db_url,
            "RAY_AUTH_MODE": "disabled"}  # fmt: skip
+    eval_set = tmp_path / "eval.json"
+    eval_set.write_text(json.dumps(
+        [{"instruction": f"Question {i}", "output": "an answer " * i} for i in range(1, 6)]
+    ))  # fmt: skip
     with FakeOpenAI() as server:
         config = tiny_campaign(
             "killed",
@@ -102,7 +107,9 @@ def test_a_run_killed_in_every_stage_resumes_from_the_store(db_url, sessions, tm
             rounds=1,
             judge=openai_judge(server.base_url),
             cut={"save_state_every": 1},
-        )
+            evaluation={"eval_set": "file", "path": str(eval_set), "annotator": "alpaca_eval_gpt4",
+                        "endpoint": {"base_url": server.base_url, "api_key_env": "NO_KEY"}},
+        )  # fmt: skip
         path = tmp_path / "campaign.yaml"
         path.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
 
@@ -129,6 +136,8 @@ def test_a_run_killed_in_every_stage_resumes_from_the_store(db_url, sessions, tm
                     assert count(s, Judgment) == 0 and judge_calls(server) == 4
         assert kill_at(None, path, env, tmp_path / "final.log") == 0
         assert judge_calls(server) == 6  # every answer judged once: the cache held the rest
+        annotated = [r for r in server.requests if "leaderboard" in r.content]
+        assert len(annotated) == 10  # every eval item of both rounds annotated once
     status = subprocess.run([CUTLOOP, "status", "killed"], env=env, capture_output=True, text=True)
     assert status.returncode == 0 and "killed — done" in status.stdout
 

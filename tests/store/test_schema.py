@@ -24,6 +24,9 @@ def schema_differences(url: str) -> list:
         engine.dispose()
 
 
+HEAD = "0005"
+
+
 def test_migrations_and_models_agree(db_url):
     upgrade(db_url)
     assert schema_differences(db_url) == []
@@ -31,7 +34,7 @@ def test_migrations_and_models_agree(db_url):
 
 def test_upgrade_downgrade_upgrade(db_url):
     upgrade(db_url)
-    assert current_revision(db_url) == "0004"
+    assert current_revision(db_url) == HEAD
     downgrade(db_url, "base")
     assert current_revision(db_url) is None
     engine = make_engine(db_url)
@@ -51,12 +54,12 @@ def test_db_commands(db_url):
 
     assert db("current") == "none"
     db("upgrade")
-    assert db("current") == "0004"
+    assert db("current") == HEAD
     db("downgrade", "base")
     assert db("current") == "none"
 
 
-def test_0004_keeps_earlier_evaluations_and_leaves_their_new_metrics_null(db_url):
+def test_0004_and_0005_keep_earlier_evaluations_and_leave_their_new_metrics_null(db_url):
     upgrade(db_url, "0003")
     engine = make_engine(db_url)
     try:
@@ -91,6 +94,13 @@ def test_0004_keeps_earlier_evaluations_and_leaves_their_new_metrics_null(db_url
             )).one()  # fmt: skip
         assert tuple(item) == (1.5, None, None, None, None)
         assert tuple(run) == (50.0,) + (None,) * 9
+        with engine.connect() as connection:
+            added = connection.execute(text(
+                "SELECT position, dataset, annotation_error, discrete_win_rate, "
+                "lc_standard_error, lc_glm, lc_missing, annotator_version, eval_set_sha256 "
+                "FROM eval_item, eval_run, campaign"
+            )).one()  # fmt: skip
+        assert tuple(added) == (None,) * 9
         downgrade(db_url, "0003")
         with engine.connect() as connection:
             assert connection.execute(text("SELECT win_rate FROM eval_run")).scalar() == 50.0

@@ -1,0 +1,37 @@
+"""A round's eval answers as AlpacaEval's `model_outputs.json`, so the `alpaca_eval` CLI
+(or any other evaluator) can score them outside cutloop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from store.campaigns import campaign_by_name
+from store.evals import eval_items_in_order, round_eval_run
+
+
+def generator_name(campaign: str, index: int) -> str:
+    return f"{campaign}-round{index}"
+
+
+def model_outputs(session: Session, campaign_name: str, index: int) -> list[dict[str, Any]]:
+    """[{instruction, output, generator, dataset}] in eval-set order; LookupError naming
+    what is missing when the round has no finished evaluation."""
+    campaign = campaign_by_name(session, campaign_name)
+    if campaign is None:
+        raise LookupError(f"no campaign named {campaign_name!r}")
+    run = round_eval_run(session, campaign.id, index)
+    if run is None:
+        raise LookupError(f"campaign {campaign_name!r} has no evaluation of round {index}")
+    if run.finished_at is None:
+        raise LookupError(
+            f"the evaluation of round {index} of {campaign_name!r} has not finished; "
+            "run the campaign again to finish it"
+        )
+    generator = generator_name(campaign_name, index)
+    return [
+        {"instruction": i.instruction, "output": i.output, "generator": generator,
+         "dataset": i.dataset}
+        for i in eval_items_in_order(session, run.id)
+    ]  # fmt: skip
