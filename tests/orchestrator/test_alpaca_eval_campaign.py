@@ -18,7 +18,7 @@ from sqlalchemy import select
 from judge.alpaca_eval_annotator import alpaca_eval
 from orchestrator.campaign_run import run_campaign
 from orchestrator.instructions import eval_set_sha256, read_eval_set
-from store.models import Campaign, CampaignStatus, EvalItem, EvalRun, Round
+from store.models import Campaign, CampaignStatus, EvalRun, Round
 from tests.judge.fake_openai import FakeOpenAI
 from tests.orchestrator.campaigns import count, save_tiny_policy, tiny_campaign
 
@@ -123,22 +123,25 @@ def test_stored_scores_are_alpaca_evals_on_the_stored_annotations(
 
 
 def test_the_eval_set_is_fixed_when_the_campaign_starts(store_env, sessions, tmp_path):
-    policy = save_tiny_policy(tmp_path / "policy")
+    from store.campaigns import create_campaign, fix_eval_set
+
     eval_set = write_eval_set(tmp_path / "eval.json")
-    with FakeOpenAI() as server:
-        config = tiny_campaign(
-            "fixed", policy, rounds=0, evaluation=evaluation(eval_set, server, "alpaca_eval_gpt4")
-        )
-        assert run_campaign(config).status == CampaignStatus.DONE
-        write_eval_set(eval_set, extra=" (edited)")
-        more = config.model_copy(update={"rounds": 1})
-        outcome = run_campaign(more)
+    config = tiny_campaign(
+        "fixed", tmp_path, rounds=0, evaluation={"eval_set": "file", "path": str(eval_set)}
+    )
+    with sessions.begin() as s:  # as the campaign's first run leaves it
+        stored = create_campaign(s, "fixed", config.model_dump(mode="json", by_alias=True))
+        fix_eval_set(s, stored, eval_set_sha256(read_eval_set(eval_set)))
+    write_eval_set(eval_set, extra=" (edited)")
+    outcome = run_campaign(config.model_copy(update={"rounds": 1}))
     assert outcome.status == CampaignStatus.FAILED
     assert "evaluation: campaign 'fixed' started on an eval set with sha256" in outcome.error
     with sessions() as s:
-        assert count(s, Round) == 1 and count(s, EvalItem) == 8
+        assert count(s, Round) == 0
+        assert s.scalars(select(Campaign.status)).one() == CampaignStatus.PENDING
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the CLI; stores: tests above
 def test_cutloop_eval_scores_a_checkpoint_and_exports_its_outputs(db_url, sessions, tmp_path):
     policy = save_tiny_policy(tmp_path / "checkpoint")
     eval_set = write_eval_set(tmp_path / "eval.json")
