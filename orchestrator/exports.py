@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from store.campaigns import campaign_by_name
-from store.evals import eval_items_in_order, round_eval_run
+from store.evals import eval_items_of, round_eval_run
 
 
 def generator_name(campaign: str, index: int) -> str:
@@ -33,5 +33,5 @@ def model_outputs(session: Session, campaign_name: str, index: int) -> list[dict
     return [
         {"instruction": i.instruction, "output": i.output, "generator": generator,
          "dataset": i.dataset}
-        for i in eval_items_in_order(session, run.id)
+        for i in eval_items_of(session, run.id)
     ]  # fmt: skip

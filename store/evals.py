@@ -55,7 +55,14 @@ def add_eval_items(session: Session, run_id: int, items: Sequence[dict[str, Any]
 
 
 def eval_items_of(session: Session, run_id: int) -> list[EvalItem]:
-    return list(session.scalars(select(EvalItem).where(EvalItem.eval_run_id == run_id)))
+    """A run's items in eval-set order."""
+    return list(
+        session.scalars(
+            select(EvalItem)
+            .where(EvalItem.eval_run_id == run_id)
+            .order_by(EvalItem.position, EvalItem.id)
+        )
+    )
 
 
 def eval_outputs(session: Session, run_id: int) -> dict[str, str]:
@@ -110,15 +117,4 @@ def round_eval_run(session: Session, campaign_id: int, index: int) -> EvalRun | 
         .where(Round.campaign_id == campaign_id, Round.index == index)
         .order_by(EvalRun.id)
         .limit(1)
-    )
-
-
-def eval_items_in_order(session: Session, run_id: int) -> list[EvalItem]:
-    """A run's items in eval-set order."""
-    return list(
-        session.scalars(
-            select(EvalItem)
-            .where(EvalItem.eval_run_id == run_id)
-            .order_by(EvalItem.position, EvalItem.id)
-        )
     )

@@ -58,13 +58,6 @@ def evaluation(eval_set: Path, server: FakeOpenAI, annotator: str) -> dict:
     }
 
 
-@pytest.fixture
-def store_env(db_url, tmp_path, monkeypatch, ray_local):
-    monkeypatch.setenv("CUTLOOP_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("CUTLOOP_DATABASE_URL", db_url)
-    return tmp_path / "home"
-
-
 def test_stored_scores_are_alpaca_evals_on_the_stored_annotations(
     store_env, sessions, tmp_path, local_hub
 ):

@@ -51,14 +51,6 @@ def policy(tmp_path_factory):
     return save_tiny_policy(tmp_path_factory.mktemp("policy"))
 
 
-@pytest.fixture
-def store_env(db_url, tmp_path, monkeypatch, ray_local):
-    """The campaign's home and database, seen by this process and the actors."""
-    monkeypatch.setenv("CUTLOOP_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("CUTLOOP_DATABASE_URL", db_url)
-    return tmp_path / "home"
-
-
 def rounds_of(session, name: str) -> list[Round]:
     campaign = session.scalars(select(Campaign).where(Campaign.name == name)).one()
     return list(

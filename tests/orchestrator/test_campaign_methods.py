@@ -14,7 +14,7 @@ from orchestrator.campaign_run import run_campaign
 from store.models import CampaignStatus, Generation, TrainingRun, TrainingStep
 from tests.judge.fake_openai import FakeOpenAI
 from tests.orchestrator.campaigns import openai_judge, save_tiny_policy, tiny_campaign
-from tests.orchestrator.test_campaign import rounds_of, store_env  # noqa: F401
+from tests.orchestrator.test_campaign import rounds_of
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def policy(tmp_path_factory):
 
 
 def test_a_dpo_campaign_trains_fresh_each_round_on_disagreeing_prompts(
-    store_env,  # noqa: F811
+    store_env,
     sessions,
     policy,
     tmp_path,
