@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,13 @@ demo: $(STAMP)
 	$(BIN)/cutloop models fetch smollm2
 	$(BIN)/cutloop run campaigns/demo-cpu.yaml
 
-test: $(STAMP)
+# The dashboard's browser test drives Debian's Chromium (no browser download).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get install -y -q chromium \
+		|| { apt-get update -q && apt-get install -y -q chromium; }; }; } \
+		|| { echo "the dashboard test needs Chromium: sudo apt-get install chromium" >&2; exit 1; }
+
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

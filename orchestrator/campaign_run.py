@@ -7,10 +7,11 @@ from rich.console import Console
 
 from orchestrator.campaign_table import rounds_table
 from orchestrator.config import CampaignConfig
-from orchestrator.driver import CampaignDriver, CampaignOutcome
+from orchestrator.driver import CampaignOutcome
+from orchestrator.launcher import start_driver
 from orchestrator.progress import campaign_progress, stderr_console, stdout_console
 from orchestrator.round_context import Snapshot
-from orchestrator.runtime import connect, forwarded_environment
+from orchestrator.runtime import connect
 from store.campaigns import campaign_by_name, list_campaigns, set_campaign_status
 from store.engine import database_url, make_engine, session_factory
 from store.home import cutloop_home
@@ -45,15 +46,11 @@ def run_campaign(config: CampaignConfig, verbose: bool = False) -> CampaignOutco
     import ray
 
     connect(config.ray_address, verbose)
-    driver = (
-        ray.remote(CampaignDriver)
-        .options(
-            num_cpus=0,
-            max_concurrency=2,  # `progress` answers while `run` works
-            runtime_env={"env_vars": forwarded_environment()},
-        )
-        .remote(config, database_url(), str(cutloop_home()))
-    )
+    try:
+        driver = start_driver(config, database_url(), str(cutloop_home()), detached=False)
+    except ValueError:  # the actor's name is taken
+        message = f"campaign {config.name} is already running on this Ray cluster"
+        return CampaignOutcome(CampaignStatus.FAILED, message)
     finished = driver.run.remote()
     with campaign_progress() as progress:
         shown, pausing = (0, ""), False

@@ -35,6 +35,7 @@ from store.campaigns import (
     claim_round,
     create_campaign,
     ensure_round,
+    fail_campaign,
     fail_round,
     fix_eval_set,
     release_round,
@@ -110,6 +111,10 @@ class Lease:
         self._thread.join()
 
 
+class RoundHeld(RuntimeError):
+    """Another live runner holds the round: the campaign is its to run and to report."""
+
+
 @dataclass
 class CampaignOutcome:
     status: CampaignStatus
@@ -129,9 +134,23 @@ class CampaignDriver:
         self.campaign_dir = Path(home) / "campaigns" / config.name
         self.snapshot = Snapshot(rounds=config.rounds)
         self.runner = runner_identity()
+        self._opened = False  # this driver set the campaign running
 
     def progress(self) -> Snapshot:
         return self.snapshot
+
+    def start(self) -> None:
+        """Run the campaign in a thread and return at once (a launch over the API). The
+        actor ends itself when the campaign stops, so nothing lingers on the cluster."""
+        import ray
+
+        myself = ray.get_runtime_context().current_actor
+
+        def run_then_exit() -> None:
+            self.run()
+            ray.kill(myself, no_restart=True)
+
+        threading.Thread(target=run_then_exit, name="campaign", daemon=True).start()
 
     def _open_campaign(self, sessions: sessionmaker[Session], eval_set: str) -> Campaign:
         stored_config = self.config.model_dump(mode="json", by_alias=True)
@@ -143,6 +162,7 @@ class CampaignDriver:
             fix_eval_set(session, campaign, eval_set)
             if campaign.status != CampaignStatus.CANCELLED:  # done rounds are skipped
                 set_campaign_status(session, campaign.id, CampaignStatus.RUNNING)
+                self._opened = True
             instructions = train_instructions(self.config.instructions)
             source = self.config.instructions.kind
             add_prompts(session, campaign.id, instructions, source, Split.TRAIN)
@@ -169,7 +189,7 @@ class CampaignDriver:
                 expired_before=utcnow() - LEASE,
             )
         if not claimed:
-            raise RuntimeError(f"round {round_.index} is being run by {holder}")
+            raise RoundHeld(f"round {round_.index} is being run by {holder}")
 
     def run(self) -> CampaignOutcome:
         """Run the campaign. A refusal (another config under the same name, a round held
@@ -177,9 +197,27 @@ class CampaignDriver:
         leaves the stored rounds as they are."""
         try:
             return self._run()
+        except RoundHeld as error:
+            return CampaignOutcome(CampaignStatus.FAILED, str(error))
         except Exception as error:
             logger.exception("campaign %s did not start", self.config.name)
-            return CampaignOutcome(CampaignStatus.FAILED, f"{type(error).__name__}: {error}")
+            message = f"{type(error).__name__}: {error}"
+            self._record_refusal(message)
+            return CampaignOutcome(CampaignStatus.FAILED, message)
+
+    def _record_refusal(self, message: str) -> None:
+        """A campaign this driver opened, or was launched to run (queued), and could not
+        run is failed with the reason, not left looking queued or running."""
+        engine = make_engine(self.database_url)
+        try:
+            with session_factory(engine).begin() as session:
+                campaign = campaign_by_name(session, self.config.name)
+                if campaign is not None and (
+                    self._opened or campaign.status == CampaignStatus.QUEUED
+                ):
+                    fail_campaign(session, campaign, message)
+        finally:
+            engine.dispose()
 
     def _run(self) -> CampaignOutcome:
         upgrade(self.database_url)

@@ -148,12 +148,23 @@ def fail_round(session: Session, round_: Round, error: str, detail: str | None =
 
 
 def set_campaign_status(session: Session, campaign_id: int, status: CampaignStatus) -> None:
+    """A new status; `error` is cleared unless the campaign failed."""
+    values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
+    if status != CampaignStatus.FAILED:
+        values["error"] = None
     session.execute(
         update(Campaign)
         .where(Campaign.id == campaign_id)
-        .values(status=status, updated_at=utcnow())
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
+
+
+def fail_campaign(session: Session, campaign: Campaign, error: str) -> None:
+    """The campaign could not run (e.g. refused at its start): failed, with the reason."""
+    campaign.status = CampaignStatus.FAILED
+    campaign.error = error
+    flush(session, Campaign)
 
 
 def campaign_status(session: Session, campaign_id: int) -> CampaignStatus:
@@ -162,3 +173,36 @@ def campaign_status(session: Session, campaign_id: int) -> CampaignStatus:
     if status is None:
         raise StoreError(f"campaign.id: no campaign {campaign_id}")
     return status
+
+
+def queue_campaign(session: Session, campaign: Campaign, rounds: int) -> None:
+    """Put the campaign at the end of the launch queue, to run up to `rounds` rounds."""
+    campaign.config = {**campaign.config, "rounds": rounds}
+    campaign.status = CampaignStatus.QUEUED
+    campaign.error = None
+    campaign.queued_at = utcnow()
+    flush(session, Campaign)
+
+
+def queued_campaigns(session: Session) -> list[Campaign]:
+    """The launch queue, first come first served."""
+    return list(
+        session.scalars(
+            select(Campaign)
+            .where(Campaign.status == CampaignStatus.QUEUED)
+            .order_by(Campaign.queued_at, Campaign.id)
+        )
+    )
+
+
+def held_rounds(session: Session, campaign_id: int, fresher_than: datetime) -> list[Round]:
+    """Rounds of the campaign a runner holds under a lease renewed after `fresher_than`."""
+    return list(
+        session.scalars(
+            select(Round).where(
+                Round.campaign_id == campaign_id,
+                Round.claimed_by.is_not(None),
+                Round.claimed_at >= fresher_than,
+            )
+        )
+    )

@@ -59,6 +59,7 @@ def _enum(cls: type[enum.Enum]) -> Enum:
 
 class CampaignStatus(enum.StrEnum):
     PENDING = "pending"
+    QUEUED = "queued"  # launched, waiting for room on the cluster
     RUNNING = "running"
     PAUSED = "paused"
     CANCELLED = "cancelled"
@@ -108,6 +109,8 @@ class Campaign(Base):
     status: Mapped[CampaignStatus] = mapped_column(
         _enum(CampaignStatus), default=CampaignStatus.PENDING
     )
+    queued_at: Mapped[datetime | None]  # when it was last launched: its place in the queue
+    error: Mapped[str | None] = mapped_column(Text)  # why it failed, when not a round's fault
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

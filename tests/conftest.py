@@ -121,3 +121,11 @@ def local_hub(tmp_path, monkeypatch):
     pd.DataFrame(rows).to_csv(repo / "snapshots" / commit / "df_gamed.csv", index=False)
     monkeypatch.setattr(alpaca_eval().constants, "DEFAULT_CACHE_DIR", str(hub))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+@pytest.fixture
+def store_env(db_url, tmp_path, monkeypatch, ray_local):
+    """A campaign's home and database, seen by this process and the actors."""
+    monkeypatch.setenv("CUTLOOP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CUTLOOP_DATABASE_URL", db_url)
+    return tmp_path / "home"

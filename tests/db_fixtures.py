@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -31,10 +33,11 @@ def postgres_server() -> str:
     return ADMIN_URL
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cutloop.db'}"
+@contextmanager
+def fresh_database(request, kind: str, directory: Path) -> Iterator[str]:
+    """A new empty database of `kind` ("sqlite": a file in `directory`), dropped after."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'cutloop.db'}"
         return
     admin = request.getfixturevalue("postgres_server")
     name = f"cutloop_test_{uuid.uuid4().hex[:12]}"
@@ -45,6 +48,12 @@ def db_url(request, tmp_path) -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> Iterator[str]:
+    with fresh_database(request, request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -3,9 +3,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from store.engine import make_engine
 from store.models import Base
@@ -24,7 +26,7 @@ def schema_differences(url: str) -> list:
         engine.dispose()
 
 
-HEAD = "0005"
+HEAD = "0006"
 
 
 def test_migrations_and_models_agree(db_url):
@@ -106,5 +108,34 @@ def test_0004_and_0005_keep_earlier_evaluations_and_leave_their_new_metrics_null
             assert connection.execute(text("SELECT win_rate FROM eval_run")).scalar() == 50.0
             columns = {c["name"] for c in inspect(connection).get_columns("eval_item")}
         assert "strict_met" not in columns and "preference" in columns
+    finally:
+        engine.dispose()
+
+
+def test_0006_queues_campaigns_and_its_downgrade_returns_queued_ones_to_pending(db_url):
+    upgrade(db_url, "0005")
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO campaign (id, name, config, status, created_at, updated_at) "
+                "VALUES (1, 'old', '{}', 'done', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            ))  # fmt: skip
+            connection.execute(text(
+                'INSERT INTO round (id, campaign_id, "index", status, stage, created_at) '
+                "VALUES (1, 1, 0, 'done', 'done', CURRENT_TIMESTAMP)"
+            ))  # fmt: skip
+        upgrade(db_url)
+        with engine.begin() as connection:
+            assert connection.execute(text("SELECT queued_at, error FROM campaign")).one() == (
+                None, None,
+            )  # fmt: skip
+            connection.execute(text("UPDATE campaign SET status = 'queued'"))
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(text("UPDATE campaign SET status = 'waiting'"))
+        downgrade(db_url, "0005")
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT status FROM campaign")).scalar() == "pending"
+            assert connection.execute(text("SELECT count(*) FROM round")).scalar() == 1
     finally:
         engine.dispose()

@@ -1,0 +1,1 @@
+"""The REST API and dashboard: FastAPI over the store and the orchestrator."""

@@ -1,0 +1,69 @@
+"""The FastAPI app: REST routes under /api/v1, /health, /metrics, and the dashboard."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match
+
+from api.routes import campaigns, events, ops, rounds
+from api.state import ApiSettings, ApiState
+from orchestrator.runtime import join_cluster
+from store.engine import make_engine, session_factory
+from store.schema import upgrade
+
+DASHBOARD = Path(__file__).parent / "dashboard"
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        upgrade(settings.database_url)
+        join_cluster(settings.ray_address)
+        engine = make_engine(settings.database_url)
+        state = ApiState(settings, engine, session_factory(engine))
+        app.state.api = state
+        queue = threading.Thread(target=state.run_queue, name="launch-queue", daemon=True)
+        queue.start()
+        try:
+            yield
+        finally:
+            state.stop.set()
+            state.wake.set()
+            queue.join(timeout=30)
+            engine.dispose()
+
+    app = FastAPI(
+        title="cutloop",
+        version=version("cutloop"),
+        summary="Align language models with judgments: campaigns, rounds, judgments, scores.",
+        lifespan=lifespan,
+    )
+    for module in (campaigns, rounds, events, ops):
+        app.include_router(module.router)
+    app.mount("/dashboard", StaticFiles(directory=DASHBOARD, html=True), name="dashboard")
+
+    @app.exception_handler(405)
+    async def method_not_allowed(request: Request, error: Exception) -> JSONResponse:
+        """Allow: every method the path has (Starlette names only its first route's)."""
+        allowed = sorted(
+            method
+            for route in app.routes
+            if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE
+            for method in route.methods
+        )
+        return JSONResponse({"detail": "Method Not Allowed"}, 405, {"Allow": ", ".join(allowed)})
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/dashboard/")
+
+    return app

@@ -1,0 +1,167 @@
+"""Campaigns launched over HTTP run in detached driver actors on the Ray cluster: followed
+to their end through the event stream, untouched by a server restart, resumed after
+their driver died, and queued while the cluster has no room."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from io import StringIO
+
+import pytest
+import ray
+from fastapi.testclient import TestClient
+from rich.console import Console
+from sqlalchemy import func, select
+
+from api.app import create_app
+from api.state import ApiSettings
+from cut.memory import GB
+from orchestrator.campaign_run import show_status
+from orchestrator.driver import runner_is_gone
+from orchestrator.launcher import find_driver
+from store.engine import make_engine, session_factory
+from store.models import Generation, Round, TrainingRun
+from tests.orchestrator.campaigns import save_tiny_policy, tiny_campaign
+
+DEADLINE_S = 300
+
+
+@pytest.fixture
+def settings(store_env, db_url) -> ApiSettings:
+    return ApiSettings(database_url=db_url, home=str(store_env), poll_s=0.2)
+
+
+@pytest.fixture
+def policy(tmp_path):
+    return save_tiny_policy(tmp_path / "policy")
+
+
+def config_of(name: str, policy, **changes) -> dict:
+    return tiny_campaign(name, policy, **changes).model_dump(mode="json", by_alias=True)
+
+
+def follow(client: TestClient, name: str) -> Iterator[tuple[str, dict]]:
+    """The campaign's events, as (event, data), until `end`."""
+    with client.stream("GET", f"/api/v1/campaigns/{name}/events", timeout=DEADLINE_S) as stream:
+        event = None
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                yield event, json.loads(line.removeprefix("data: "))
+                if event == "end":
+                    return
+
+
+def wait_until(check, what: str, deadline_s: float = DEADLINE_S):
+    deadline = time.monotonic() + deadline_s
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"{what} not within {deadline_s} s"
+        time.sleep(0.2)  # polling the store or the cluster, under a deadline
+    return value
+
+
+def stored_counts(db_url: str) -> dict[int, tuple[int, int]]:
+    """Per round index: (generations, training runs)."""
+    engine = make_engine(db_url)
+    try:
+        with session_factory(engine)() as session:
+            rows = session.execute(
+                select(
+                    Round.index,
+                    func.count(Generation.id.distinct()),
+                    func.count(TrainingRun.id.distinct()),
+                )
+                .outerjoin(Generation, Generation.round_id == Round.id)
+                .outerjoin(TrainingRun, TrainingRun.round_id == Round.id)
+                .group_by(Round.index)
+            )
+            return {index: (g, t) for index, g, t in rows}
+    finally:
+        engine.dispose()
+
+
+def round_holder(db_url: str) -> str | None:
+    engine = make_engine(db_url)
+    try:
+        with session_factory(engine)() as session:
+            return session.scalar(select(Round.claimed_by).where(Round.claimed_by.is_not(None)))
+    finally:
+        engine.dispose()
+
+
+def test_a_launched_campaign_is_followed_to_its_end_through_the_event_stream(
+    settings, policy, db_url
+):
+    with TestClient(create_app(settings)) as client:
+        client.post("/api/v1/campaigns", json=config_of("live", policy, rounds=2))
+        launched = client.post("/api/v1/campaigns/live/launch")
+        assert launched.status_code == 202 and launched.json()["status"] in ("queued", "running")
+        again = client.post("/api/v1/campaigns/live/launch")
+        assert again.status_code == 409
+        events = list(follow(client, "live"))
+        stages = {data["stage"] for event, data in events if event == "progress"}
+        assert {"generate", "judge", "train"} <= stages, stages
+        done = {data["index"] for event, data in events
+                if event == "round" and data["status"] == "done"}  # fmt: skip
+        assert done == {0, 1, 2}
+        assert events[-1][0] == "end" and events[-1][1]["status"] == "done"
+        assert client.get("/api/v1/campaigns/live").json()["rounds_done"] == 2
+    wait_until(lambda: find_driver("live") is None, "the driver ending itself", 30)
+    assert stored_counts(db_url) == {0: (0, 0), 1: (6, 1), 2: (6, 1)}
+    shown = StringIO()
+    show_status("live", Console(file=shown, width=200))
+    assert "live — done" in shown.getvalue()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_server_restart_leaves_a_campaign_running_and_a_dead_driver_is_resumed(
+    settings, policy, db_url
+):
+    with TestClient(create_app(settings)) as client:
+        client.post("/api/v1/campaigns", json=config_of("durable", policy, rounds=2))
+        assert client.post("/api/v1/campaigns/durable/launch").status_code == 202
+        wait_until(lambda: client.get("/api/v1/campaigns/durable").json()["status"] == "running",
+                   "the campaign running")  # fmt: skip
+    # the server is gone; the detached driver is not
+    driver = find_driver("durable")
+    assert driver is not None
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/api/v1/campaigns/durable").json()["status"] == "running"
+        assert client.post("/api/v1/campaigns/durable/launch").status_code == 409
+        wait_until(lambda: client.get("/api/v1/campaigns/durable/rounds/1").status_code == 200,
+                   "round 1 started")  # fmt: skip
+        holder = wait_until(lambda: round_holder(db_url), "a round claimed")
+        ray.kill(driver, no_restart=True)
+        wait_until(lambda: find_driver("durable") is None and runner_is_gone(holder),
+                   "the driver's process gone", 60)  # fmt: skip
+        assert client.get("/api/v1/campaigns/durable").json()["status"] == "running"
+        resumed = client.post("/api/v1/campaigns/durable/launch")
+        assert resumed.status_code == 202, resumed.text
+        events = list(follow(client, "durable"))
+        assert events[-1][1]["status"] == "done" and events[-1][1]["rounds_done"] == 2
+    assert stored_counts(db_url) == {0: (0, 0), 1: (6, 1), 2: (6, 1)}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_campaign_without_room_beside_a_running_one_waits_in_the_queue(settings, policy):
+    room_gb = ray.cluster_resources()["memory"] / GB
+    big = {"trainer": {"memory_gb": round(room_gb * 0.6, 1)}, "rounds": 0}
+    with TestClient(create_app(settings)) as client:
+        for name in ("first", "second"):
+            client.post("/api/v1/campaigns", json=config_of(name, policy, **big))
+            assert client.post(f"/api/v1/campaigns/{name}/launch").status_code == 202
+        wait_until(lambda: client.get("/api/v1/campaigns/first").json()["status"] != "queued",
+                   "the first campaign started")  # fmt: skip
+        queue = client.get("/api/v1/queue").json()
+        assert [(c["name"], c["queue_position"]) for c in queue] == [("second", 1)]
+        first_end = list(follow(client, "first"))[-1][1]
+        assert first_end["status"] == "done"
+        second = list(follow(client, "second"))
+        assert second[-1][1]["status"] == "done"
+        assert client.get("/api/v1/queue").json() == []
+        first_done_at = client.get("/api/v1/campaigns/first").json()["updated_at"]
+        second_began = client.get("/api/v1/campaigns/second/rounds/0").json()["stages"][0]
+        assert second_began["started_at"] >= first_done_at  # held until the first ended
