@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/round_overhead.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) out

@@ -93,6 +93,8 @@ def show_status(name: str | None, console: Console, details: bool = False) -> bo
                 title = f"{campaign.name} — {campaign.status.value}"
                 rounds = round_summaries(session, campaign.id)
                 console.print(rounds_table(title, rounds))
+                if campaign.error:
+                    console.print(f"{campaign.name} failed: {campaign.error}", markup=False)
                 if details:
                     for r in rounds:
                         if r.lc_missing:

@@ -38,6 +38,18 @@ def find_driver(campaign: str):
         return None
 
 
+def driven_campaigns() -> set[str]:
+    """Campaigns with a live driver on the connected cluster (one call to Ray's GCS)."""
+    import ray.util
+
+    prefix = driver_name("")
+    return {
+        entry["name"].removeprefix(prefix)
+        for entry in ray.util.list_named_actors(all_namespaces=True)
+        if entry["namespace"] == NAMESPACE and entry["name"].startswith(prefix)
+    }
+
+
 def start_driver(config: CampaignConfig, database_url: str, home: str, detached: bool):
     """A named driver actor for the campaign; ValueError when one is already alive."""
     import ray
@@ -100,10 +112,11 @@ def start_queued(sessions: sessionmaker[Session], database_url: str, home: str) 
     with sessions() as session:
         campaigns = list_campaigns(session)
         queue = queued_campaigns(session)
-    committed = sum(_demand_gb(c) for c in campaigns if find_driver(c.name) is not None)
+    driven = driven_campaigns()
+    committed = sum(_demand_gb(c) for c in campaigns if c.name in driven)
     started = []
     for campaign in queue:
-        if find_driver(campaign.name) is not None:
+        if campaign.name in driven:
             continue  # started a moment ago; its driver will mark it running
         demand = _demand_gb(campaign)
         if committed + demand > capacity:

@@ -1,14 +1,20 @@
-"""The API over a real store and a real Ray: one finished tiny campaign per store (a
-module's read-only tests share it), and apps served in-process or by uvicorn on a port."""
+"""The API over a real store and a real Ray: one finished tiny campaign per store and
+session, each module browsing its own copy of it, and apps served in-process or by
+uvicorn on a port."""
 
 from __future__ import annotations
 
+import shutil
 import socket
+import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import psycopg
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -24,14 +30,9 @@ from tests.orchestrator.campaigns import save_tiny_policy, tiny_campaign
 FINISHED = "finished"
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def finished_store(request, tmp_path_factory, ray_local) -> Iterator[ApiSettings]:
-    """A store holding one finished two-round tiny campaign, named FINISHED."""
-    directory = tmp_path_factory.mktemp(f"api-{request.param}")
-    with (
-        fresh_database(request, request.param, directory) as url,
-        pytest.MonkeyPatch.context() as env,
-    ):
+def _finished_campaign(request, kind: str, directory: Path) -> Iterator[str]:
+    """A database of `kind` holding one finished two-round tiny campaign, FINISHED."""
+    with fresh_database(request, kind, directory) as url, pytest.MonkeyPatch.context() as env:
         env.setenv("CUTLOOP_HOME", str(directory / "home"))
         env.setenv("CUTLOOP_DATABASE_URL", url)
         policy = save_tiny_policy(directory / "policy")
@@ -39,7 +40,42 @@ def finished_store(request, tmp_path_factory, ray_local) -> Iterator[ApiSettings
         config = tiny_campaign(FINISHED, policy, rounds=2, cut={"lambda": 1.0})
         outcome = run_campaign(config)
         assert outcome.status == CampaignStatus.DONE, outcome.error
-        yield ApiSettings(database_url=url, home=str(directory / "home"), poll_s=0.2)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def finished_sqlite(request, tmp_path_factory, ray_local) -> Iterator[str]:
+    yield from _finished_campaign(request, "sqlite", tmp_path_factory.mktemp("finished-sqlite"))
+
+
+@pytest.fixture(scope="session")
+def finished_postgresql(request, tmp_path_factory, ray_local) -> Iterator[str]:
+    yield from _finished_campaign(request, "postgresql", tmp_path_factory.mktemp("finished-pg"))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def finished_store(request, tmp_path_factory) -> Iterator[ApiSettings]:
+    """A copy of the finished campaign's database, the module's own to change (the
+    campaign runs once per session)."""
+    template = request.getfixturevalue(f"finished_{request.param}")
+    directory = tmp_path_factory.mktemp(f"api-{request.param}")
+    settings = ApiSettings(database_url="", home=str(directory / "home"), poll_s=0.2)
+    if request.param == "sqlite":
+        source = template.removeprefix("sqlite:///")
+        with sqlite3.connect(source) as connection:  # the WAL's pages into the file
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        shutil.copy(source, directory / "cutloop.db")
+        yield settings.model_copy(update={"database_url": f"sqlite:///{directory / 'cutloop.db'}"})
+        return
+    admin = request.getfixturevalue("postgres_server")
+    name = f"cutloop_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.rsplit("/", 1)[1]}"')
+    try:
+        yield settings.model_copy(update={"database_url": admin.rsplit("/", 1)[0] + f"/{name}"})
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -1,0 +1,137 @@
+"""The API under load: requests per second and p99 latency of the rounds list and of a
+judgments page for 32 concurrent clients, while a campaign runs and, side by side in the
+same run, while none does. The server is the app `cutloop serve` runs (uvicorn, one
+process) on a tiny campaign's store; the clients are another process. Prints one JSON
+line: rounds_rps and judgments_p99_ms (campaign running), and their idle counterparts.
+
+    .venv/bin/python bench/api.py [--clients 32] [--seconds 15] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+async def _hammer(url: str, clients: int, seconds: float) -> dict[str, float]:
+    import httpx
+
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def client(session: httpx.AsyncClient) -> None:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            response = await session.get(url)
+            response.raise_for_status()
+            latencies.append(time.perf_counter() - started)
+
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as session:
+        began = time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(clients)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+    return {"rps": len(latencies) / elapsed,
+            "p50_ms": 1000 * latencies[len(latencies) // 2],
+            "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)]}  # fmt: skip
+
+
+def load(base: str, campaign: str, clients: int, seconds: float) -> dict[str, dict[str, float]]:
+    """In a separate process from the server: both routes, one after the other."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--load", base, "--campaign", campaign,
+         "--clients", str(clients), "--seconds", str(seconds)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout)
+
+
+def wait_for(check, what: str, deadline_s: float = 600) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what}: not within {deadline_s} s")
+        time.sleep(0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
+    parser.add_argument("--load", help=argparse.SUPPRESS)  # the client process
+    parser.add_argument("--campaign", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load:
+        campaign = f"/api/v1/campaigns/{args.campaign}"
+        paths = {"rounds": f"{campaign}/rounds",
+                 "judgments": f"{campaign}/rounds/1/judgments?limit=20"}  # fmt: skip
+        print(json.dumps({name: asyncio.run(_hammer(args.load + path, args.clients, args.seconds))
+                          for name, path in paths.items()}))  # fmt: skip
+        return
+
+    import httpx
+    import ray
+
+    from api.app import create_app
+    from api.state import ApiSettings
+    from tests.api.conftest import served_on_a_port
+    from tests.orchestrator.campaigns import save_tiny_policy, tiny_campaign
+
+    work = Path(tempfile.mkdtemp(prefix="cutloop-bench-api-"))
+    url = args.database_url or f"sqlite:///{work / 'bench.db'}"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    policy = save_tiny_policy(work / "policy")
+    settings = ApiSettings(database_url=url, home=str(work / "home"), poll_s=0.5)
+    with served_on_a_port(create_app(settings)) as base, httpx.Client(base_url=base) as api:
+
+        def start(name: str, **changes) -> None:
+            config = tiny_campaign(name, policy, **changes).model_dump(mode="json", by_alias=True)
+            api.post("/api/v1/campaigns", json=config).raise_for_status()
+            api.post(f"/api/v1/campaigns/{name}/launch").raise_for_status()
+
+        def status(name: str) -> str:
+            return api.get(f"/api/v1/campaigns/{name}").json()["status"]
+
+        start("browsed", rounds=2, prompts_per_round=24, commit_every=8)
+        wait_for(lambda: status("browsed") == "done", "the browsed campaign")
+        idle = load(base, "browsed", args.clients, args.seconds)
+        start("running", rounds=50, prompts_per_round=24, commit_every=8)
+        wait_for(lambda: status("running") == "running", "the running campaign")
+        busy = load(base, "browsed", args.clients, args.seconds)
+        still = status("running")
+        api.post("/api/v1/campaigns/running/cancel").raise_for_status()
+        wait_for(lambda: api.get("/api/v1/queue").json() == [] and not _driving("running"),
+                 "the running campaign's driver to stop")  # fmt: skip
+    ray.shutdown()
+    print(json.dumps({
+        "clients": args.clients, "seconds": args.seconds, "store": url.split(":")[0],
+        "campaign_running_throughout": still == "running",
+        "rounds_rps": round(busy["rounds"]["rps"], 1),
+        "judgments_p99_ms": round(busy["judgments"]["p99_ms"], 1),
+        "rounds_p99_ms": round(busy["rounds"]["p99_ms"], 1),
+        "judgments_rps": round(busy["judgments"]["rps"], 1),
+        "idle_rounds_rps": round(idle["rounds"]["rps"], 1),
+        "idle_judgments_p99_ms": round(idle["judgments"]["p99_ms"], 1),
+        "rounds_rps_ratio_running_to_idle": round(busy["rounds"]["rps"] / idle["rounds"]["rps"], 2),
+    }))  # fmt: skip
+
+
+def _driving(name: str) -> bool:
+    from orchestrator.launcher import find_driver
+
+    return find_driver(name) is not None
+
+
+if __name__ == "__main__":
+    main()
