@@ -147,8 +147,10 @@ class CampaignDriver:
         myself = ray.get_runtime_context().current_actor
 
         def run_then_exit() -> None:
-            self.run()
-            ray.kill(myself, no_restart=True)
+            try:
+                self.run()
+            finally:
+                ray.kill(myself, no_restart=True)
 
         threading.Thread(target=run_then_exit, name="campaign", daemon=True).start()
 
@@ -216,6 +218,8 @@ class CampaignDriver:
                     self._opened or campaign.status == CampaignStatus.QUEUED
                 ):
                     fail_campaign(session, campaign, message)
+        except Exception:  # the refusal itself is returned; this record is a courtesy
+            logger.exception("could not record why campaign %s did not start", self.config.name)
         finally:
             engine.dispose()
 

@@ -165,3 +165,19 @@ def test_a_campaign_without_room_beside_a_running_one_waits_in_the_queue(setting
         first_done_at = client.get("/api/v1/campaigns/first").json()["updated_at"]
         second_began = client.get("/api/v1/campaigns/second/rounds/0").json()["stages"][0]
         assert second_began["started_at"] >= first_done_at  # held until the first ended
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_launched_campaign_that_cannot_start_fails_with_the_reason(settings, policy, tmp_path):
+    missing = tmp_path / "no-such-instructions.jsonl"
+    config = config_of("unstartable", policy, instructions={"kind": "file", "path": str(missing)})
+    with TestClient(create_app(settings)) as client:
+        client.post("/api/v1/campaigns", json=config)
+        assert client.post("/api/v1/campaigns/unstartable/launch").status_code == 202
+        end = list(follow(client, "unstartable"))[-1][1]
+        assert end["status"] == "failed" and str(missing) in end["error"]
+        assert "\n" not in end["error"]
+        # a failed campaign launches again, its old reason cleared until it fails anew
+        assert client.post("/api/v1/campaigns/unstartable/launch").status_code == 202
+        assert client.get("/api/v1/campaigns/unstartable").json()["error"] is None
+        assert list(follow(client, "unstartable"))[-1][1]["status"] == "failed"
