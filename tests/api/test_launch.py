@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from api.app import create_app
 from api.state import ApiSettings
 from cut.memory import GB
-from orchestrator.campaign_run import show_status
+from orchestrator.campaign_run import run_campaign, show_status
 from orchestrator.driver import runner_is_gone
 from orchestrator.launcher import find_driver
 from store.engine import make_engine, session_factory
@@ -101,6 +101,9 @@ def test_a_launched_campaign_is_followed_to_its_end_through_the_event_stream(
         assert launched.status_code == 202 and launched.json()["status"] in ("queued", "running")
         again = client.post("/api/v1/campaigns/live/launch")
         assert again.status_code == 409
+        wait_until(lambda: find_driver("live") is not None, "the driver started")
+        beside = run_campaign(tiny_campaign("live", policy, rounds=2))  # `cutloop run`
+        assert beside.error == "campaign live is already running on this Ray cluster"
         events = list(follow(client, "live"))
         stages = {data["stage"] for event, data in events if event == "progress"}
         assert {"generate", "judge", "train"} <= stages, stages
