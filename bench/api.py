@@ -4,7 +4,7 @@ same run, while none does. The server is the app `cutloop serve` runs (uvicorn, 
 process) on a tiny campaign's store; the clients are another process. Prints one JSON
 line: rounds_rps and judgments_p99_ms (campaign running), and their idle counterparts.
 
-    .venv/bin/python bench/api.py [--clients 32] [--seconds 15] [--database-url URL]
+    .venv/bin/python bench/api.py [--clients 32] [--seconds 15] [--store sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -12,11 +12,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
+
+import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -68,7 +72,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="postgresql: a fresh database on $CUTLOOP_TEST_POSTGRES_URL's server, "
+                        "dropped after")  # fmt: skip
     parser.add_argument("--load", help=argparse.SUPPRESS)  # the client process
     parser.add_argument("--campaign", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -80,6 +86,30 @@ def main() -> None:
                           for name, path in paths.items()}))  # fmt: skip
         return
 
+    from tests.db_fixtures import ADMIN_URL
+
+    work = Path(tempfile.mkdtemp(prefix="cutloop-bench-api-"))
+    if args.store == "sqlite":
+        url = f"sqlite:///{work / 'bench.db'}"
+    else:
+        url = ADMIN_URL.rsplit("/", 1)[0] + f"/cutloop_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{url.rsplit("/", 1)[1]}"')
+    try:
+        result = measure(url, work, args.clients, args.seconds)
+    finally:
+        if args.store == "postgresql":
+            with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
+                connection.execute(
+                    f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'
+                )
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps({"clients": args.clients, "seconds": args.seconds, "store": args.store,
+                      **result}))  # fmt: skip
+
+
+def measure(url: str, work: Path, clients: int, seconds: float) -> dict:
+    """Serve a tiny campaign's store, load it idle, then while another campaign runs."""
     import httpx
     import ray
 
@@ -88,8 +118,6 @@ def main() -> None:
     from tests.api.conftest import served_on_a_port
     from tests.orchestrator.campaigns import save_tiny_policy, tiny_campaign
 
-    work = Path(tempfile.mkdtemp(prefix="cutloop-bench-api-"))
-    url = args.database_url or f"sqlite:///{work / 'bench.db'}"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     policy = save_tiny_policy(work / "policy")
     settings = ApiSettings(database_url=url, home=str(work / "home"), poll_s=0.5)
@@ -105,17 +133,16 @@ def main() -> None:
 
         start("browsed", rounds=2, prompts_per_round=24, commit_every=8)
         wait_for(lambda: status("browsed") == "done", "the browsed campaign")
-        idle = load(base, "browsed", args.clients, args.seconds)
+        idle = load(base, "browsed", clients, seconds)
         start("running", rounds=50, prompts_per_round=24, commit_every=8)
         wait_for(lambda: status("running") == "running", "the running campaign")
-        busy = load(base, "browsed", args.clients, args.seconds)
+        busy = load(base, "browsed", clients, seconds)
         still = status("running")
         api.post("/api/v1/campaigns/running/cancel").raise_for_status()
         wait_for(lambda: api.get("/api/v1/queue").json() == [] and not _driving("running"),
                  "the running campaign's driver to stop")  # fmt: skip
     ray.shutdown()
-    print(json.dumps({
-        "clients": args.clients, "seconds": args.seconds, "store": url.split(":")[0],
+    return {
         "campaign_running_throughout": still == "running",
         "rounds_rps": round(busy["rounds"]["rps"], 1),
         "judgments_p99_ms": round(busy["judgments"]["p99_ms"], 1),
@@ -124,7 +151,7 @@ def main() -> None:
         "idle_rounds_rps": round(idle["rounds"]["rps"], 1),
         "idle_judgments_p99_ms": round(idle["judgments"]["p99_ms"], 1),
         "rounds_rps_ratio_running_to_idle": round(busy["rounds"]["rps"] / idle["rounds"]["rps"], 2),
-    }))  # fmt: skip
+    }  # fmt: skip
 
 
 def _driving(name: str) -> bool:

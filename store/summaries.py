@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -74,56 +75,73 @@ EVAL_FIELDS = (
 )  # fmt: skip
 
 
-def _count(session: Session, query) -> int:
-    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
+def _counts(session: Session, column, round_ids: list[int]) -> dict[int, int]:
+    """Rows per round, by the column that names the round."""
+    query = select(column, func.count()).where(column.in_(round_ids)).group_by(column)
+    return {round_id: count for round_id, count in session.execute(query)}
+
+
+def summarize(session: Session, rounds: Sequence[Round]) -> list[RoundSummary]:
+    """The rounds' summaries in a fixed number of queries, however many rounds there are
+    (the API's rounds list and event stream read them every second)."""
+    ids = [r.id for r in rounds]
+    tallies: dict[int, dict[tuple, int]] = {}
+    judged = (
+        select(Generation.round_id, Judgment.status, Judgment.polarity, func.count())
+        .join(Generation, Generation.id == Judgment.generation_id)
+        .where(Generation.round_id.in_(ids))
+        .group_by(Generation.round_id, Judgment.status, Judgment.polarity)
+    )
+    for round_id, status, polarity, count in session.execute(judged):
+        tallies.setdefault(round_id, {})[(status, polarity)] = count
+    steps: dict[int, list[TrainingStep]] = {}
+    for round_id, step in session.execute(
+        select(TrainingRun.round_id, TrainingStep)
+        .join(TrainingRun, TrainingRun.id == TrainingStep.training_run_id)
+        .where(TrainingRun.round_id.in_(ids))
+        .order_by(TrainingStep.step)
+    ):
+        steps.setdefault(round_id, []).append(step)
+    evaluations: dict[int, EvalRun] = {}
+    for run in session.scalars(
+        select(EvalRun).where(EvalRun.round_id.in_(ids)).order_by(EvalRun.id)
+    ):
+        evaluations.setdefault(run.round_id, run)  # a round's first eval run
+    prompts = _counts(session, Prompt.used_in_round_id, ids)
+    generations = _counts(session, Generation.round_id, ids)
+    summaries = []
+    for round_ in rounds:
+        tally, done, evaluation = (
+            tallies.get(round_.id, {}),
+            steps.get(round_.id, []),
+            evaluations.get(round_.id),
+        )
+        summaries.append(RoundSummary(
+            index=round_.index,
+            status=round_.status,
+            stage=round_.stage,
+            error=round_.error,
+            error_detail=round_.error_detail,
+            prompts=prompts.get(round_.id, 0),
+            generations=generations.get(round_.id, 0),
+            negative=tally.get((JudgmentStatus.OK, Polarity.NEGATIVE), 0),
+            positive=tally.get((JudgmentStatus.OK, Polarity.POSITIVE), 0),
+            failed_calls=tally.get((JudgmentStatus.FAILED, None), 0),
+            steps=len(done),
+            final_loss=done[-1].loss if done else None,
+            flagged_fraction=sum(s.flagged_fraction for s in done) / len(done) if done else None,
+            **{name: getattr(evaluation, name) if evaluation else None for name in EVAL_FIELDS},
+        ))  # fmt: skip
+    return summaries
 
 
 def round_summary(session: Session, round_: Round) -> RoundSummary:
-    judgments = (
-        select(Judgment.status, Judgment.polarity)
-        .join(Generation, Generation.id == Judgment.generation_id)
-        .where(Generation.round_id == round_.id)
-        .subquery()
-    )
-    tallies = {
-        (status, polarity): count
-        for status, polarity, count in session.execute(
-            select(judgments.c.status, judgments.c.polarity, func.count()).group_by(
-                judgments.c.status, judgments.c.polarity
-            )
-        )
-    }
-    steps = list(
-        session.scalars(
-            select(TrainingStep)
-            .join(TrainingRun, TrainingRun.id == TrainingStep.training_run_id)
-            .where(TrainingRun.round_id == round_.id)
-            .order_by(TrainingStep.step)
-        )
-    )
-    evaluation = session.scalar(
-        select(EvalRun).where(EvalRun.round_id == round_.id).order_by(EvalRun.id).limit(1)
-    )
-    return RoundSummary(
-        index=round_.index,
-        status=round_.status,
-        stage=round_.stage,
-        error=round_.error,
-        error_detail=round_.error_detail,
-        prompts=_count(session, select(Prompt.id).where(Prompt.used_in_round_id == round_.id)),
-        generations=_count(session, select(Generation.id).where(Generation.round_id == round_.id)),
-        negative=tallies.get((JudgmentStatus.OK, Polarity.NEGATIVE), 0),
-        positive=tallies.get((JudgmentStatus.OK, Polarity.POSITIVE), 0),
-        failed_calls=tallies.get((JudgmentStatus.FAILED, None), 0),
-        steps=len(steps),
-        final_loss=steps[-1].loss if steps else None,
-        flagged_fraction=sum(s.flagged_fraction for s in steps) / len(steps) if steps else None,
-        **{name: getattr(evaluation, name) if evaluation else None for name in EVAL_FIELDS},
-    )
+    (summary,) = summarize(session, [round_])
+    return summary
 
 
 def round_summaries(session: Session, campaign_id: int) -> list[RoundSummary]:
     rounds = session.scalars(
         select(Round).where(Round.campaign_id == campaign_id).order_by(Round.index)
     )
-    return [round_summary(session, r) for r in rounds]
+    return summarize(session, list(rounds))
