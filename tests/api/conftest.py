@@ -32,13 +32,14 @@ FINISHED = "finished"
 
 def _finished_campaign(request, kind: str, directory: Path) -> Iterator[str]:
     """A database of `kind` holding one finished two-round tiny campaign, FINISHED."""
-    with fresh_database(request, kind, directory) as url, pytest.MonkeyPatch.context() as env:
-        env.setenv("CUTLOOP_HOME", str(directory / "home"))
-        env.setenv("CUTLOOP_DATABASE_URL", url)
-        policy = save_tiny_policy(directory / "policy")
-        # a random policy's p_al/p_mis hovers around 1: λ = 1 flags about half the tokens
-        config = tiny_campaign(FINISHED, policy, rounds=2, cut={"lambda": 1.0})
-        outcome = run_campaign(config)
+    with fresh_database(request, kind, directory) as url:
+        with pytest.MonkeyPatch.context() as env:  # only while it runs: the session goes on
+            env.setenv("CUTLOOP_HOME", str(directory / "home"))
+            env.setenv("CUTLOOP_DATABASE_URL", url)
+            policy = save_tiny_policy(directory / "policy")
+            # a random policy's p_al/p_mis hovers around 1: λ = 1 flags about half the tokens
+            config = tiny_campaign(FINISHED, policy, rounds=2, cut={"lambda": 1.0})
+            outcome = run_campaign(config)
         assert outcome.status == CampaignStatus.DONE, outcome.error
         yield url
 
