@@ -26,6 +26,7 @@ from store.campaigns import (
     queued_campaigns,
     set_campaign_status,
 )
+from store.errors import StoreError
 from store.models import Campaign, CampaignStatus, Round, RoundStatus
 
 router = APIRouter(prefix="/api/v1", tags=["campaigns"])
@@ -106,7 +107,10 @@ async def create(request: Request, response: Response, state: State) -> Campaign
             if existing is not None and existing.config != stored:
                 raise HTTPException(409, f"campaign {config.name!r} exists with another config")
             response.status_code = 201 if existing is None else 200
-            campaign = create_campaign(session, config.name, stored)
+            try:
+                campaign = create_campaign(session, config.name, stored)
+            except StoreError as error:  # created by a concurrent request meanwhile
+                raise HTTPException(409, str(error)) from None
             return campaign_out(session, campaign, queue_positions(session))
 
     return await run_in_threadpool(write)

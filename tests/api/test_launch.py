@@ -22,7 +22,7 @@ from orchestrator.campaign_run import run_campaign, show_status
 from orchestrator.driver import runner_is_gone
 from orchestrator.launcher import find_driver
 from store.engine import make_engine, session_factory
-from store.models import Generation, Round, TrainingRun
+from store.models import Generation, Round, Stage, TrainingRun
 from tests.orchestrator.campaigns import save_tiny_policy, tiny_campaign
 
 DEADLINE_S = 300
@@ -106,7 +106,9 @@ def test_a_launched_campaign_is_followed_to_its_end_through_the_event_stream(
         assert beside.error == "campaign live is already running on this Ray cluster"
         events = list(follow(client, "live"))
         stages = {data["stage"] for event, data in events if event == "progress"}
-        assert {"generate", "judge", "train"} <= stages, stages
+        # polled every 0.2 s: the tiny policy's generate and judge can come and go between
+        # two looks, its training (load, steps, save) takes seconds
+        assert "train" in stages and stages <= {s.value for s in Stage} | {"starting", None}
         done = {data["index"] for event, data in events
                 if event == "round" and data["status"] == "done"}  # fmt: skip
         assert done == {0, 1, 2}
