@@ -39,10 +39,19 @@ def fresh_database(request, kind: str, directory: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{directory / 'cutloop.db'}"
         return
+    with postgres_database(request) as url:
+        yield url
+
+
+@contextmanager
+def postgres_database(request, template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database (a copy of `template`, a database URL, when given),
+    dropped after."""
     admin = request.getfixturevalue("postgres_server")
     name = f"cutloop_test_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template.rsplit("/", 1)[1]}"' if template else ""
     with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"{copy}')
     try:
         yield admin.rsplit("/", 1)[0] + f"/{name}"
     finally:

@@ -9,12 +9,10 @@ import socket
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -24,7 +22,7 @@ from api.app import create_app
 from api.state import ApiSettings
 from orchestrator.campaign_run import run_campaign
 from store.models import CampaignStatus
-from tests.db_fixtures import fresh_database
+from tests.db_fixtures import fresh_database, postgres_database
 from tests.orchestrator.campaigns import save_tiny_policy, tiny_campaign
 
 FINISHED = "finished"
@@ -68,15 +66,8 @@ def finished_store(request, tmp_path_factory) -> Iterator[ApiSettings]:
         shutil.copy(source, directory / "cutloop.db")
         yield settings.model_copy(update={"database_url": f"sqlite:///{directory / 'cutloop.db'}"})
         return
-    admin = request.getfixturevalue("postgres_server")
-    name = f"cutloop_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.rsplit("/", 1)[1]}"')
-    try:
-        yield settings.model_copy(update={"database_url": admin.rsplit("/", 1)[0] + f"/{name}"})
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_database(request, template) as url:
+        yield settings.model_copy(update={"database_url": url})
 
 
 @pytest.fixture
