@@ -77,7 +77,7 @@ def main() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     config = EngineConfig(model=model_dir, backend="vllm", dtype="bfloat16")
-    (actor,) = start_generators(config, replicas=1)
+    (actor,) = start_generators(config, 1)
     generate_all([actor], texts[:4], sampling)  # warm-up, and waits for the engine
     rates = []
     for _ in range(2):

@@ -3,12 +3,15 @@ progress live, and read campaigns from the store."""
 
 from __future__ import annotations
 
+import contextlib
+
 from rich.console import Console
 
 from orchestrator.campaign_table import rounds_table
 from orchestrator.config import CampaignConfig
 from orchestrator.driver import CampaignOutcome
-from orchestrator.launcher import start_driver
+from orchestrator.launcher import check_fits_cluster, start_driver
+from orchestrator.placement import PlacementError
 from orchestrator.progress import campaign_progress, stderr_console, stdout_console
 from orchestrator.round_context import Snapshot
 from orchestrator.runtime import connect
@@ -46,6 +49,9 @@ def run_campaign(config: CampaignConfig, verbose: bool = False) -> CampaignOutco
     import ray
 
     connect(config.ray_address, verbose)
+    with contextlib.suppress(PlacementError):  # the driver refuses it and records why
+        for line in check_fits_cluster(config):
+            stderr_console.print(line, markup=False, highlight=False)
     try:
         driver = start_driver(config, database_url(), str(cutloop_home()), detached=False)
     except ValueError:  # the actor's name is taken

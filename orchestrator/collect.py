@@ -36,6 +36,10 @@ def sample(context: RoundContext, round_id: int, index: int) -> None:
 
 # --- generate -----------------------------------------------------------------------
 def generate(context: RoundContext, round_id: int, index: int) -> None:
+    """Every unanswered prompt goes to the engines at once; answers are committed as
+    they arrive, `commit_every` at a time, so a restart skips what is stored."""
+    from workers.placement import stream_all
+
     sampling = context.config.generator.sampling
     with context.sessions() as session:
         prompts = round_prompts(session, round_id)
@@ -43,33 +47,26 @@ def generate(context: RoundContext, round_id: int, index: int) -> None:
     todo = [p for p in prompts if p.id not in done]
     if todo:
         context.serve(index - 1)
-    from workers.placement import generate_all
-
-    for batch in context.batches(Stage.GENERATE, todo, len(prompts)):
-        completions = context.work(
-            Stage.GENERATE,
-            lambda batch=batch: generate_all(
-                context.workers.generators(), [p.instruction for p in batch], sampling
-            ),
-        )
-        rows = [
-            {
-                "round_id": round_id,
-                "prompt_id": prompt.id,
-                "sample_index": c.sample_index,
-                "policy_version": c.policy_version,
-                "text": c.text,
-                "prompt_tokens": c.prompt_tokens,
-                "completion_tokens": c.completion_tokens,
-                "finish_reason": c.finish_reason,
-                "sampling": sampling.model_dump(),
-            }
-            for prompt, samples in zip(batch, completions, strict=True)
-            for c in samples
-        ]
-        with context.sessions.begin() as session:
-            add_generations(session, rows)
-        failpoint("generate")
+        arrivals = stream_all(context.workers.generators(), [p.instruction for p in todo], sampling)
+        for batch in context.arrivals(Stage.GENERATE, arrivals, len(todo), len(prompts)):
+            rows = [
+                {
+                    "round_id": round_id,
+                    "prompt_id": todo[position].id,
+                    "sample_index": c.sample_index,
+                    "policy_version": c.policy_version,
+                    "text": c.text,
+                    "prompt_tokens": c.prompt_tokens,
+                    "completion_tokens": c.completion_tokens,
+                    "finish_reason": c.finish_reason,
+                    "sampling": sampling.model_dump(),
+                }
+                for position, samples in batch
+                for c in samples
+            ]
+            with context.sessions.begin() as session:
+                add_generations(session, rows)
+            failpoint("generate")
     commit_stage(context, round_id, Stage.GENERATE)
 
 

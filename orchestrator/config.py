@@ -39,6 +39,24 @@ class TrainerSettings(_Strict):
     )
 
 
+class PlacementSettings(_Strict):
+    colocate: bool = Field(
+        False,
+        description="GPUs: the trainer shares generator replica 0's GPU (needs "
+        "generator.gpu_memory_utilization); the engine sleeps while it trains",
+    )
+    ready_timeout_s: float = Field(
+        300, gt=0, description="how long to wait for Ray to reserve the GPUs before failing"
+    )
+
+
+class CheckpointSettings(_Strict):
+    keep_last: int | None = Field(
+        None, ge=1, description="delete older checkpoints but the last K (None: keep all)"
+    )
+    keep_best: bool = Field(True, description="with keep_last: also keep the best win rate's")
+
+
 class RulesJudgeSettings(_Strict):
     kind: Literal["rules"] = "rules"
 
@@ -131,6 +149,8 @@ class CampaignConfig(_Strict):
     judge: JudgeSettings = RulesJudgeSettings()
     cut: CUTConfig = CUTConfig()
     trainer: TrainerSettings = TrainerSettings()
+    placement: PlacementSettings = PlacementSettings()
+    checkpoints: CheckpointSettings = CheckpointSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     seed: int = 42
     ray_address: str | None = Field(None, description="None: a local Ray started on demand")

@@ -10,7 +10,6 @@ with the reason; running the campaign again resumes that round at its stage.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
@@ -43,6 +42,7 @@ from store.campaigns import (
     set_campaign_status,
 )
 from store.engine import make_engine, session_factory
+from store.home import campaign_identity, claim_directory
 from store.models import Campaign, CampaignStatus, Round, RoundStatus, Split, utcnow
 from store.results import add_prompts
 from store.schema import upgrade
@@ -68,27 +68,6 @@ def runner_is_gone(holder: str) -> bool:
         return int(psutil.Process(int(pid)).create_time()) != int(started)
     except psutil.NoSuchProcess:
         return True
-
-
-IDENTITY_FILE = "campaign-id"
-
-
-def campaign_identity(database_url: str, campaign_id: int) -> str:
-    """Which stored campaign a directory belongs to (the URL hashed: it may hold a password)."""
-    return f"{hashlib.sha256(database_url.encode()).hexdigest()[:16]}:{campaign_id}"
-
-
-def claim_directory(directory: Path, identity: str) -> None:
-    """Make `directory` the campaign's own. Files left there by another campaign of the
-    same name (another database, or a deleted one) are moved aside, never reused: a stale
-    training state or checkpoint must not leak into this campaign."""
-    marker = directory / IDENTITY_FILE
-    if directory.exists() and (not marker.is_file() or marker.read_text() != identity):
-        aside = directory.with_name(f"{directory.name}.replaced-{utcnow():%Y%m%dT%H%M%S%f}")
-        directory.rename(aside)
-        logger.warning("moved files of another campaign named %s to %s", directory.name, aside)
-    directory.mkdir(parents=True, exist_ok=True)
-    marker.write_text(identity)
 
 
 class Lease:
@@ -231,8 +210,11 @@ class CampaignDriver:
         campaign = self._open_campaign(sessions, eval_set_sha256(evaluation_set))
         if campaign.status == CampaignStatus.CANCELLED:
             return CampaignOutcome(campaign.status, "the campaign was cancelled; use a new name")
-        claim_directory(self.campaign_dir, campaign_identity(self.database_url, campaign.id))
-        workers = CampaignWorkers(self.config, resolve_model(self.config.policy), self.campaign_dir)
+        identity = campaign_identity(self.database_url, campaign.id)
+        claim_directory(self.campaign_dir, identity)
+        policy = resolve_model(self.config.policy)
+        workers = CampaignWorkers(self.config, policy, self.campaign_dir, identity)
+        logger.info("placement of %s: %s", self.config.name, " / ".join(workers.plan.describe()))
         outcome = CampaignOutcome(CampaignStatus.DONE)
         try:
             for index in range(self.config.rounds + 1):

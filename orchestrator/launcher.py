@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from cut.memory import GB
 from orchestrator.config import CampaignConfig
 from orchestrator.driver import LEASE, CampaignDriver, runner_is_gone
-from orchestrator.runtime import check_memory_fits, forwarded_environment
+from orchestrator.placement import cluster_nodes, make_plan
+from orchestrator.runtime import forwarded_environment, here
 from store.campaigns import held_rounds, list_campaigns, queued_campaigns
 from store.models import Campaign, utcnow
 
@@ -61,6 +62,7 @@ def start_driver(config: CampaignConfig, database_url: str, home: str, detached:
             namespace=NAMESPACE,
             lifetime="detached" if detached else None,
             num_cpus=0,
+            scheduling_strategy=here(),  # the store's SQLite file and the judge cache: here
             max_concurrency=2,  # `progress` answers while `run` works
             runtime_env={"env_vars": forwarded_environment()},
         )
@@ -78,10 +80,11 @@ def memory_requests(config: CampaignConfig) -> dict[str, float]:
     }
 
 
-def check_fits_cluster(config: CampaignConfig) -> None:
-    """ValueError naming the setting when the campaign could never run on this cluster,
-    even alone (launching it would queue it for ever)."""
-    check_memory_fits(memory_requests(config))
+def check_fits_cluster(config: CampaignConfig) -> list[str]:
+    """The campaign's placement plan on this cluster, described; PlacementError (a
+    ValueError) naming the setting when it could never run here, even alone (launching
+    it would queue it for ever)."""
+    return make_plan(config, cluster_nodes()).describe()
 
 
 def is_running(session: Session, campaign: Campaign) -> bool:

@@ -3,9 +3,8 @@ in the trainer actor, publish the checkpoint, hot-swap it into the generators.""
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import time
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,16 +19,20 @@ from orchestrator.training_fit import check_training_fits
 from store.models import CheckpointKind, Round, Stage
 from store.models import TrainingRun as TrainingRunRow
 from store.results import ok_judgments
+from store.summaries import round_summaries
 from store.training import (
     add_checkpoint,
     add_flagged_tokens,
     add_training_steps,
     checkpoint_of,
+    checkpoints_of,
     finish_training_run,
     start_training_run,
     training_run_of,
 )
 from workers.failpoints import failpoint
+
+logger = logging.getLogger(__name__)
 
 
 # --- build --------------------------------------------------------------------------
@@ -78,7 +81,7 @@ def build(context: RoundContext, round_id: int, index: int) -> None:
             as_examples(usable),
             [g.id for g, _, _ in usable],
             cut_config,
-            context.config.trainer.memory_gb if context.workers.trainer_gpus == 0 else None,
+            None if context.workers.plan.gpus else context.config.trainer.memory_gb,
             f"{len(judged) - len(usable)} left out by the selection settings",
         )
         start_training_run(
@@ -108,10 +111,6 @@ def training_examples(session: Session, run: TrainingRunRow) -> list[JudgedExamp
 
 
 # --- train --------------------------------------------------------------------------
-def checkpoint_dir(context: RoundContext, version: int) -> Path:
-    return context.campaign_dir / "checkpoints" / f"v{version}"
-
-
 def train(context: RoundContext, round_id: int, index: int) -> None:
     import ray
 
@@ -121,21 +120,24 @@ def train(context: RoundContext, round_id: int, index: int) -> None:
         generation_ids = run.hyperparameters["generation_ids"]
         start = 0 if context.config.fresh_each_round else index - 1
         policy = context.checkpoint_location(session, start)
-    trainer = context.workers.trainer()
-    future = trainer.train.remote(
-        policy,
-        examples,
-        round_cut_config(context.config, index),
-        str(checkpoint_dir(context, index)),
-        str(context.campaign_dir / "rounds" / str(index) / "train-state"),
-        {"campaign": context.config.name, "round": index},
-    )
+    workers = context.workers
+    trainer = workers.trainer()
     started = time.perf_counter()
-    while not ray.wait([future], timeout=1.0)[0]:
-        if (latest := ray.get(trainer.progress.remote())) is not None:
-            context.snapshot.done, context.snapshot.total = latest.step, latest.total_steps
-            context.snapshot.loss, context.snapshot.flagged = latest.loss, latest.flagged_fraction
-    outcome = ray.get(future)
+    with workers.training():
+        future = trainer.train.remote(
+            policy,
+            examples,
+            round_cut_config(context.config, index),
+            (context.config.name, workers.identity),
+            index,
+            {"campaign": context.config.name, "round": index},
+        )
+        while not ray.wait([future], timeout=1.0)[0]:
+            if (latest := ray.get(trainer.progress.remote())) is not None:
+                context.snapshot.done, context.snapshot.total = latest.step, latest.total_steps
+                context.snapshot.loss = latest.loss
+                context.snapshot.flagged = latest.flagged_fraction
+        outcome = ray.get(future)
     context.times.work[Stage.TRAIN] = time.perf_counter() - started
     failpoint("train")  # trained and saved, nothing stored yet
 
@@ -166,33 +168,57 @@ def train(context: RoundContext, round_id: int, index: int) -> None:
 
 
 # --- publish ------------------------------------------------------------------------
-def directory_sha256(directory: Path) -> str:
-    """One digest over the weight files (names and bytes), in name order."""
-    digest = hashlib.sha256()
-    for file in sorted(directory.glob("*.safetensors")):
-        digest.update(file.name.encode())
-        with file.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
 def publish(context: RoundContext, round_id: int, index: int) -> None:
-    location = checkpoint_dir(context, index)
-    if not any(location.glob("*.safetensors")):
-        raise RoundFailure(f"publish: no checkpoint at {location}")
-    sha256 = directory_sha256(location)
+    """Record the checkpoint the trainer wrote on its node (it digests it there)."""
+    import ray
+
+    location = checkpoint_location(context, index)
+    try:
+        sha256 = ray.get(context.workers.trainer().digest.remote(location))
+    except FileNotFoundError as error:
+        raise RoundFailure(f"publish: {error}") from None
 
     def record(session: Session, round_: Round) -> None:
         parent = checkpoint_of(session, context.campaign_id, index - 1)  # None in round 1
         checkpoint_id = add_checkpoint(
-            session, context.campaign_id, index, str(location), sha256, CheckpointKind.FULL,
+            session, context.campaign_id, index, location, sha256, CheckpointKind.FULL,
             parent.id if parent is not None else None,
         )  # fmt: skip
         finish_training_run(session, training_run_of(session, round_id), checkpoint_id)
         failpoint("publish")
 
     commit_stage(context, round_id, Stage.PUBLISH, record)
+    prune_checkpoints(context)
+
+
+def checkpoint_location(context: RoundContext, index: int) -> str:
+    """Where the trainer wrote round `index`'s checkpoint: the path it reported, or after
+    a restart between train and publish, the one it writes to."""
+    import ray
+
+    return ray.get(context.workers.trainer().checkpoint_path.remote(context.config.name, index))
+
+
+def prune_checkpoints(context: RoundContext) -> None:
+    """checkpoints.keep_last: delete, on the trainer's node, the checkpoints older than
+    the last K, except the best evaluated one (keep_best). The starting policy and the
+    store's rows stay (a row records what was trained)."""
+    import ray
+
+    retention = context.config.checkpoints
+    if retention.keep_last is None:
+        return
+    with context.sessions() as session:
+        rounds = round_summaries(session, context.campaign_id)
+        stored = {c.version: c.location for c in checkpoints_of(session, context.campaign_id)}
+    keep = set(sorted(stored)[-retention.keep_last :])
+    evaluated = [r for r in rounds if r.index in stored and r.win_rate is not None]
+    if retention.keep_best and evaluated:
+        keep.add(max(evaluated, key=lambda r: r.win_rate).index)
+    old = [location for version, location in stored.items() if version not in keep]
+    if old:
+        removed = ray.get(context.workers.trainer().prune.remote(old))
+        logger.info("pruned checkpoints %s", removed)
 
 
 # --- swap ---------------------------------------------------------------------------

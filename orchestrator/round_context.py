@@ -94,6 +94,27 @@ class RoundContext:
             yield batch
             self.snapshot.done += len(batch)
 
+    def arrivals(
+        self, stage: Stage, arriving: Iterator, remaining: int, total: int
+    ) -> Iterator[list]:
+        """Items of a stream in commit-sized batches as they arrive, checking for
+        pause/cancel before each; the wait for them counts as the stage's work."""
+        self.snapshot.stage, self.snapshot.total = stage.value, total
+        self.snapshot.done = total - remaining
+        self.check_stop()
+        batch: list = []
+        while True:
+            item = self.work(stage, lambda: next(arriving, None))
+            if item is not None:
+                batch.append(item)
+            if batch and (item is None or len(batch) == self.config.commit_every):
+                yield batch
+                self.snapshot.done += len(batch)
+                batch = []
+                self.check_stop()
+            if item is None:
+                return
+
 
 def commit_stage(context: RoundContext, round_id: int, stage: Stage, write=None) -> None:
     with context.sessions.begin() as session:

@@ -5,22 +5,26 @@ first needed and placed by their resource needs."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
 from cut.memory import GB
 from orchestrator.config import CampaignConfig
 from orchestrator.judging import make_annotator, make_judge
+from orchestrator.placement import PlacementError, Plan, cluster_nodes, make_plan
 from workers.engine import EngineConfig
 
 FORWARDED_ENV = ("CUTLOOP_HOME", "CUTLOOP_DATABASE_URL", "CUTLOOP_FAILPOINT",
-                 "CUTLOOP_FAILPOINT_MARKER", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")  # fmt: skip
+                 "CUTLOOP_FAILPOINT_MARKER", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+                 "HF_TOKEN")  # fmt: skip
 
 
 def forwarded_environment() -> dict[str, str]:
-    """cutloop's own settings, for actors on machines that did not inherit this
-    process's environment (API keys are not forwarded: set them on the cluster)."""
+    """cutloop's own settings and the Hugging Face token (gated models load on every
+    node), for actors on machines that did not inherit this process's environment. The
+    judge's API keys are not forwarded: the judge runs beside the driver."""
     return {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
 
 
@@ -73,62 +77,43 @@ def memory_bytes(gb: float) -> int:
     return int(gb * GB)
 
 
-def check_memory_fits(requests: dict[str, float]) -> None:
-    """Refuse actors Ray could not place (it would keep them pending for ever): each
-    request, in GB by setting name, against the largest node's memory resource, and all
-    of them together (they run at the same time) against the cluster's."""
+def here():
+    """A scheduling strategy that keeps an actor on this process's node: the driver, the
+    store's SQLite file and the judge cache stay where the campaign was launched."""
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    nodes = [n["Resources"].get("memory", 0.0) for n in ray.nodes() if n["Alive"]]
-    largest, total = max(nodes, default=0.0), sum(nodes)
-    for setting, gb in requests.items():
-        if memory_bytes(gb) > largest:
-            raise ValueError(
-                f"{setting}={gb:g} is more than any Ray node offers ({largest / GB:.1f} GB "
-                f"of memory resource): lower it, or run on a node with more memory"
-            )
-    if memory_bytes(sum(requests.values())) > total:
-        asked = " + ".join(f"{setting}={gb:g}" for setting, gb in requests.items())
-        raise ValueError(
-            f"{asked} is more than the Ray cluster offers ({total / GB:.1f} GB of memory "
-            f"resource): lower them, or add memory"
-        )
-
-
-def gpu_shares(total_gpus: float, replicas: int) -> tuple[float, float]:
-    """(GPUs per generator replica, GPUs for the trainer): a GPU each when there are
-    enough, else the GPUs split evenly between all of them; none on a CPU cluster."""
-    if total_gpus <= 0:
-        return 0.0, 0.0
-    if total_gpus >= replicas + 1:
-        return 1.0, 1.0
-    share = total_gpus / (replicas + 1)
-    return share, share
+    return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
 
 
 class CampaignWorkers:
     """The actors of one campaign, started lazily: a resumed run that only trains never
-    starts a generator, a run that only evaluates never starts the trainer."""
+    starts a generator, a run that only evaluates never starts the trainer. Where they
+    run is the campaign's placement plan, fixed (and its GPUs reserved) at start."""
 
-    def __init__(self, config: CampaignConfig, policy: str, campaign_dir: Path) -> None:
-        import ray
-
+    def __init__(
+        self, config: CampaignConfig, policy: str, campaign_dir: Path, identity: str
+    ) -> None:
         self.config = config
         self.policy = policy
-        self.campaign_dir = campaign_dir
-        gpus = ray.cluster_resources().get("GPU", 0.0)
-        self.generator_gpus, self.trainer_gpus = gpu_shares(gpus, config.generator.replicas)
-        check_memory_fits(
-            {
-                "generator.memory_gb": config.generator.memory_gb,
-                "trainer.memory_gb": config.trainer.memory_gb,
-            }
-        )
+        self.campaign_dir = campaign_dir  # on the driver's node: the judge cache's home
+        self.identity = identity  # which stored campaign the trainer's files belong to
+        self.plan = make_plan(config, cluster_nodes())
+        self._group = reserve(self.plan, config.placement.ready_timeout_s)
         self._generators: list | None = None
-        self._served: int = 0  # version the generators serve (0: the starting policy)
+        self._served: int | None = 0  # version the generators serve (None: unknown)
         self._judge = None
         self._trainer = None
         self._annotator = None
+
+    def _slot(self, bundle: int, gpus: float) -> dict:
+        """Ray options placing an actor in `bundle` of the plan's placement group."""
+        if self._group is None:
+            return {}
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        strategy = PlacementGroupSchedulingStrategy(self._group, bundle)
+        return {"num_gpus": gpus, "scheduling_strategy": strategy}
 
     def generators(self) -> list:
         if self._generators is None:
@@ -136,21 +121,41 @@ class CampaignWorkers:
 
             generator = self.config.generator
             settings = generator.model_dump(exclude={"replicas", "sampling", "memory_gb"})
+            settings["sleep_mode"] = self.plan.colocate
             engine = EngineConfig(model=self.policy, **settings)
             self._generators = start_generators(
-                engine, generator.replicas, self.generator_gpus, forwarded_environment(),
-                memory_bytes(generator.memory_gb),
+                engine, [self._slot(i, self.plan.generator_gpu_share)
+                         for i in range(generator.replicas)],
+                forwarded_environment(), memory_bytes(generator.memory_gb),
             )  # fmt: skip
         return self._generators
 
     def serve(self, version: int, location: str) -> None:
-        """Make every generator serve `version` (weights at `location`), hot-swapping."""
-        from workers.placement import swap_all
+        """Make every generator serve `version`: its tensors go from the trainer (which
+        holds the checkpoint on its node) through Ray's object store to each replica."""
+        from workers.placement import send_weights
 
         generators = self.generators()
-        if self._served != version:
-            swap_all(generators, location, version)
-            self._served = version
+        if self._served == version:
+            return
+        self._served = None  # a failed swap leaves it unknown until the next one succeeds
+        send_weights(generators, self.trainer(), location, version)
+        self._served = version
+
+    @contextmanager
+    def training(self) -> Iterator[None]:
+        """While the trainer works on a GPU it shares, the engine sleeps (weights to host
+        memory, KV cache freed) and wakes after."""
+        sleeping = self.plan.colocate and self._generators is not None
+        if sleeping:
+            import ray
+
+            ray.get([g.sleep.remote() for g in self._generators])
+        try:
+            yield
+        finally:
+            if sleeping:
+                ray.get([g.wake_up.remote() for g in self._generators])
 
     def judge(self):
         if self._judge is None:
@@ -161,7 +166,11 @@ class CampaignWorkers:
             build: Callable = partial(make_judge, self.config.judge, self.campaign_dir)
             self._judge = (
                 ray.remote(JudgeWorker)
-                .options(num_cpus=0, runtime_env={"env_vars": all_cores_environment()})
+                .options(
+                    num_cpus=0,
+                    scheduling_strategy=here(),  # its cache is the driver's node's
+                    runtime_env={"env_vars": all_cores_environment()},
+                )
                 .remote(build)
             )
         return self._judge
@@ -182,10 +191,10 @@ class CampaignWorkers:
                 ray.remote(Trainer)
                 .options(
                     num_cpus=0,
-                    num_gpus=self.trainer_gpus,
                     memory=memory_bytes(self.config.trainer.memory_gb),
                     max_concurrency=2,  # `progress` answers while `train` runs
                     runtime_env={"env_vars": all_cores_environment()},
+                    **self._slot(self.plan.trainer_bundle, self.plan.trainer_gpu_share),
                 )
                 .remote()
             )
@@ -198,3 +207,27 @@ class CampaignWorkers:
             if actor is not None:
                 ray.kill(actor)
         self._generators, self._judge, self._trainer = None, None, None
+        if self._group is not None:
+            from ray.util.placement_group import remove_placement_group
+
+            remove_placement_group(self._group)
+            self._group = None
+
+
+def reserve(plan: Plan, timeout_s: float):
+    """The plan's placement group, reserved; None on a CPU plan. PlacementError when Ray
+    cannot reserve it in time (the GPUs are taken by something else)."""
+    if not plan.gpus:
+        return None
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    group = placement_group(list(plan.bundles), strategy="PACK")
+    ready, _ = ray.wait([group.ready()], timeout=timeout_s)
+    if not ready:
+        remove_placement_group(group)
+        raise PlacementError(
+            f"Ray did not reserve the campaign's {len(plan.bundles)} GPU bundle(s) in "
+            f"{timeout_s:g} s (placement.ready_timeout_s): other work holds the GPUs"
+        )
+    return group

@@ -91,3 +91,9 @@ def checkpoint_of(session: Session, campaign_id: int, version: int) -> Checkpoin
             Checkpoint.campaign_id == campaign_id, Checkpoint.version == version
         )
     )
+
+
+def checkpoints_of(session: Session, campaign_id: int) -> list[Checkpoint]:
+    """Every checkpoint the campaign published, by version."""
+    query = select(Checkpoint).where(Checkpoint.campaign_id == campaign_id)
+    return list(session.scalars(query.order_by(Checkpoint.version)))

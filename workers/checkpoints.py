@@ -56,3 +56,13 @@ def checked_weight_files(checkpoint: Path, expected: dict[str, tuple[int, ...]])
         name = wrong[0]
         raise SwapError(f"{checkpoint}: {name} has shape {found[name]}, expected {expected[name]}")
     return files
+
+
+def checked_tensors(tensors: dict, expected: dict[str, tuple[int, ...]]) -> None:
+    """New weights sent as tensors: every tensor the served model has, of its shape."""
+    missing = sorted(set(expected) - set(tensors))
+    if missing:
+        raise SwapError(f"new weights lack {missing[:3]}{'...' if len(missing) > 3 else ''}")
+    for name, shape in expected.items():
+        if tuple(tensors[name].shape) != shape:
+            raise SwapError(f"{name} has shape {tuple(tensors[name].shape)}, expected {shape}")

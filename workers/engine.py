@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -32,6 +33,16 @@ class EngineSettings(BaseModel):
     max_model_len: int = Field(2048, ge=16)
     kv_cache_gib: int = Field(2, ge=1, description="vLLM CPU KV cache (VLLM_CPU_KVCACHE_SPACE)")
     max_lora_rank: int | None = Field(None, ge=1, description="serve LoRA adapters up to this rank")
+    gpu_memory_utilization: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="GPU share vLLM may take (None: vLLM's 0.9); required for placement.colocate",
+    )
+    enforce_eager: bool | None = Field(
+        None, description="None: eager on a CPU (fast start), CUDA graphs on a GPU"
+    )
+    sleep_mode: bool = Field(False, description="vLLM sleep/wake (GPU): set by colocation")
 
 
 def served_dtype(dtype: str) -> str:
@@ -79,8 +90,18 @@ class Engine(Protocol):
         """n completions per prompt, in prompt order."""
         ...
 
+    def stream(
+        self, prompts: list[str], sampling: SamplingConfig
+    ) -> Iterator[tuple[int, list[Completion]]]:
+        """(prompt index, its n completions) as they finish, in any order."""
+        ...
+
     def update_weights(self, checkpoint: Path, version: int) -> None:
         """Serve `checkpoint` from now on, or raise SwapError and keep the old weights."""
+        ...
+
+    def update_tensors(self, tensors: dict, version: int) -> None:
+        """Serve these weights (name -> tensor) from now on, or raise SwapError."""
         ...
 
     def update_adapter(self, adapter: Path, version: int) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -39,6 +40,25 @@ class Generator:
 
     def generate(self, instructions: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
         return self.engine.generate([self.template.plain(x) for x in instructions], sampling)
+
+    def stream(
+        self, instructions: list[str], sampling: SamplingConfig
+    ) -> Iterator[tuple[int, list[Completion]]]:
+        """Every instruction queued at once; (index, samples) as each finishes. Call it
+        as a Ray streaming generator (`num_returns="streaming"`)."""
+        yield from self.engine.stream([self.template.plain(x) for x in instructions], sampling)
+
+    def update_tensors(self, tensors: dict, version: int) -> int:
+        """New weights sent as tensors (through Ray's object store: no shared filesystem)."""
+        self.engine.update_tensors(tensors, version)
+        return self.engine.version
+
+    def sleep(self) -> None:
+        """Free the GPU while a colocated trainer works (vLLM sleep mode)."""
+        self.engine.sleep()  # type: ignore[attr-defined]
+
+    def wake_up(self) -> None:
+        self.engine.wake_up()  # type: ignore[attr-defined]
 
     def update_weights(self, checkpoint: str, version: int) -> int:
         """A merged checkpoint replaces the weights; a LoRA adapter directory is served on

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
-from workers.checkpoints import checked_adapter, checked_weight_files
+from cut.batching import chunked
+from workers.checkpoints import checked_adapter, checked_tensors, checked_weight_files
 from workers.engine import Completion, EngineConfig, SamplingConfig, SwapError
+
+STREAM_BATCH = 8  # prompts per batched generate() call while streaming
 
 DTYPES = {"auto": torch.float32, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -72,6 +76,29 @@ class HFEngine:
             results.append(samples)
         return results
 
+    def stream(
+        self, prompts: list[str], sampling: SamplingConfig
+    ) -> Iterator[tuple[int, list[Completion]]]:
+        """(prompt index, samples) batch by batch: transformers has no continuous batching."""
+        done = 0
+        for batch in chunked(prompts, STREAM_BATCH):
+            for offset, samples in enumerate(self.generate(list(batch), sampling)):
+                yield done + offset, samples
+            done += len(batch)
+
+    def update_tensors(self, tensors: dict[str, torch.Tensor], version: int) -> None:
+        if self.adapter is not None:
+            raise SwapError(f"v{version}: the HF backend serves an adapter; start a new engine")
+        checked_tensors(tensors, self._expected())
+        self.model.load_state_dict(tensors, strict=False)
+        self.version = version
+
+    def _expected(self) -> dict[str, tuple[int, ...]]:
+        expected = {n: tuple(t.shape) for n, t in self.model.state_dict().items()}
+        if getattr(self.model.config, "tie_word_embeddings", False):
+            expected.pop("lm_head.weight", None)
+        return expected
+
     def update_weights(self, checkpoint: Path, version: int) -> None:
         if self.adapter is not None:
             raise SwapError(f"{checkpoint}: the HF backend serves an adapter; start a new engine")
@@ -79,11 +106,7 @@ class HFEngine:
         self.version = version
 
     def _load_weights(self, checkpoint: Path) -> None:
-        expected = {n: tuple(t.shape) for n, t in self.model.state_dict().items()}
-        tied = getattr(self.model.config, "tie_word_embeddings", False)
-        if tied:
-            expected.pop("lm_head.weight", None)
-        files = checked_weight_files(checkpoint, expected)
+        files = checked_weight_files(checkpoint, self._expected())
         state: dict[str, torch.Tensor] = {}
         for file in files:
             state.update(load_file(str(file)))

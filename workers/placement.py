@@ -3,13 +3,14 @@
 This is the one place that sets the inference engines' environment variables. On a CPU
 machine the replicas split the cores between them (vLLM binds its OpenMP threads to the
 listed cores) and ask Ray for no CPU slots, so the trainer, which runs while the
-generators are idle, is not kept waiting; on a GPU machine each replica takes one GPU.
+generators are idle, is not kept waiting; on a GPU machine each replica takes the
+bundle of the campaign's placement plan it is given.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from workers.engine import Completion, EngineConfig, SamplingConfig
 from workers.generator import Generator
@@ -31,45 +32,81 @@ def engine_environment(config: EngineConfig, replica: int, replicas: int) -> dic
 
 def start_generators(
     config: EngineConfig,
-    replicas: int = 1,
-    gpus_per_replica: float = 0,
+    slots: Sequence[dict] | int = 1,
     extra_env: dict[str, str] | None = None,
     memory_per_replica: int | None = None,
 ):
-    """One actor per replica; `memory_per_replica` (bytes) is declared to Ray, which
-    places a replica only on a node with that much memory resource left."""
+    """One actor per replica: `slots` is their number, or per replica the Ray options
+    that place it (a placement group bundle and GPU share); `memory_per_replica` (bytes)
+    is declared to Ray, which places a replica only on a node with that much left."""
     import ray
 
+    slots = [{}] * slots if isinstance(slots, int) else list(slots)
     actor = ray.remote(Generator)
     return [
         actor.options(
             num_cpus=0,
-            num_gpus=gpus_per_replica,
             memory=memory_per_replica,
             runtime_env={
-                "env_vars": {**(extra_env or {}), **engine_environment(config, i, replicas)}
+                "env_vars": {**(extra_env or {}), **engine_environment(config, i, len(slots))}
             },
+            **slot,
         ).remote(config)
-        for i in range(replicas)
+        for i, slot in enumerate(slots)
     ]
+
+
+def _slices(instructions: list[str], replicas: int) -> list[tuple[int, list[str]]]:
+    size = -(-len(instructions) // replicas)  # ceil
+    return [(i, instructions[i : i + size]) for i in range(0, len(instructions), size)]
+
+
+def stream_all(
+    generators: Sequence, instructions: list[str], sampling: SamplingConfig
+) -> Iterator[tuple[int, list[Completion]]]:
+    """Data parallel and streaming: each replica gets its contiguous slice at once (its
+    engine batches them continuously); (instruction index, samples) in finishing order."""
+    import ray
+
+    streams = {
+        g.stream.options(num_returns="streaming").remote(part, sampling): offset
+        for g, (offset, part) in zip(generators, _slices(instructions, len(generators)),
+                                     strict=False)
+    }  # fmt: skip
+    while streams:
+        ready, _ = ray.wait(list(streams), num_returns=1)
+        for stream in ready:
+            try:
+                index, samples = ray.get(next(stream))
+            except StopIteration:
+                del streams[stream]
+                continue
+            yield streams[stream] + index, samples
 
 
 def generate_all(
     generators: Sequence, instructions: list[str], sampling: SamplingConfig
 ) -> list[list[Completion]]:
-    """Data parallel: each replica answers a contiguous slice; results in input order."""
-    import ray
-
-    size = -(-len(instructions) // len(generators))  # ceil
-    slices = [instructions[i : i + size] for i in range(0, len(instructions), size)]
-    futures = [
-        g.generate.remote(part, sampling) for g, part in zip(generators, slices, strict=False)
-    ]
-    return [result for part in ray.get(futures) for result in part]
+    """Every instruction's samples, in input order."""
+    answers: list[list[Completion]] = [[] for _ in instructions]
+    for index, samples in stream_all(generators, instructions, sampling):
+        answers[index] = samples
+    return answers
 
 
 def swap_all(generators: Sequence, checkpoint: str, version: int) -> list[int]:
-    """Every replica serves `checkpoint` afterwards, or the SwapError of one is raised."""
+    """Every replica serves `checkpoint` (a directory on its node) afterwards, or the
+    SwapError of one is raised."""
     import ray
 
     return ray.get([g.update_weights.remote(checkpoint, version) for g in generators])
+
+
+def send_weights(generators: Sequence, trainer, location: str, version: int) -> list[int]:
+    """Every replica serves the checkpoint at `location` on the trainer's node: the
+    trainer reads it once into Ray's object store and each replica's node fetches the
+    tensors from there (no shared filesystem). The SwapError of one replica is raised."""
+    import ray
+
+    tensors = trainer.weights.remote(location)  # never fetched by this process
+    return ray.get([g.update_tensors.remote(tensors, version) for g in generators])

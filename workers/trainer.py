@@ -1,6 +1,10 @@
 """The trainer: runs a round's CUT training in its own process (a Ray actor, given a GPU
 when the cluster has one) and writes the merged checkpoint the generators swap to.
 
+Checkpoints and training states live on the trainer's node, under its `node_home()`:
+the driver never reads them. The trainer digests them, sends their tensors to the
+generators through Ray's object store (no shared filesystem needed) and prunes them.
+
 A round restarted after a crash continues from its last saved training state, if the
 campaign saves one (`cut.save_state_every`), else from the round's start; the per-step
 metrics of the steps before the saved state are kept in `steps.jsonl` beside it, so the
@@ -10,15 +14,20 @@ answer while `train` runs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import torch
+
 from cut.checkpoint import METADATA_FILE, save_merged
 from cut.config import CUTConfig
 from cut.examples import JudgedExample
 from cut.reports import FlaggedTokens, StepMetrics
+from store.home import claim_directory, node_home
+from workers.engine import SwapError
 from workers.failpoints import failpoint
 
 STEPS_FILE = "steps.jsonl"
@@ -48,6 +57,24 @@ def _earlier_steps(state_dir: Path, saved_step: int) -> list[StepMetrics]:
     return [s for s in steps if s.step <= saved_step]
 
 
+def directory_sha256(directory: Path) -> str:
+    """One digest over the weight files (names and bytes), in name order."""
+    digest = hashlib.sha256()
+    for file in sorted(directory.glob("*.safetensors")):
+        digest.update(file.name.encode())
+        with file.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weight_files(location: str) -> list[Path]:
+    files = sorted(Path(location).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no checkpoint at {location} on the trainer's node")
+    return files
+
+
 class Trainer:
     def __init__(self) -> None:
         self._latest: StepMetrics | None = None
@@ -60,16 +87,20 @@ class Trainer:
         policy: str,
         examples: list[JudgedExample],
         config: CUTConfig,
-        checkpoint_dir: str,
-        state_dir: str,
+        campaign: tuple[str, str],
+        version: int,
         extra: dict | None = None,
     ) -> RoundTraining:
-        """CUT on `examples` starting from the `policy` checkpoint; the merged result
-        appears at `checkpoint_dir` only once it is complete (written aside, renamed)."""
+        """CUT on `examples` starting from the `policy` checkpoint. `campaign` is (name,
+        identity): files go to this node's campaigns/NAME, claimed for that campaign; the
+        merged result appears at checkpoints/v`version` only once complete (written
+        aside, renamed)."""
         from cut.modeling import load_policy
         from cut.trainer import train_cut
 
-        state = Path(state_dir)
+        directory = node_home() / "campaigns" / campaign[0]
+        claim_directory(directory, campaign[1])
+        state = directory / "rounds" / str(version) / "train-state"
         state.mkdir(parents=True, exist_ok=True)
         saved_step = _saved_step(state) if config.save_state_every else 0
         steps = _earlier_steps(state, saved_step)
@@ -91,13 +122,16 @@ class Trainer:
             state_dir=state if config.save_state_every else None,
             resume=saved_step > 0,
         )
-        final = Path(checkpoint_dir)
+        final = Path(self.checkpoint_path(campaign[0], version))
         staging = final.with_name(final.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         step = len(steps) + len(result.steps)
         save_merged(model, tokenizer, staging, config, step=step, extra=extra)
         shutil.rmtree(final, ignore_errors=True)
         staging.rename(final)
+        del model  # a colocated engine wakes into the memory the trainer gives back
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
         return RoundTraining(
             checkpoint=str(final),
             steps=steps + result.steps,
@@ -106,3 +140,29 @@ class Trainer:
             n_negative=result.n_negative,
             too_long=result.too_long,
         )
+
+    def checkpoint_path(self, campaign: str, version: int) -> str:
+        return str(node_home() / "campaigns" / campaign / "checkpoints" / f"v{version}")
+
+    def digest(self, location: str) -> str:
+        """The sha256 of a checkpoint on this node (FileNotFoundError when absent)."""
+        weight_files(location)
+        return directory_sha256(Path(location))
+
+    def weights(self, location: str) -> dict[str, torch.Tensor]:
+        """A checkpoint's tensors, for the generators: returned through Ray's object
+        store, they reach engines on any node."""
+        from safetensors.torch import load_file
+
+        try:
+            files = weight_files(location)
+        except FileNotFoundError as error:
+            raise SwapError(str(error)) from None
+        return {name: t for file in files for name, t in load_file(str(file)).items()}
+
+    def prune(self, locations: list[str]) -> list[str]:
+        """Delete these checkpoints from this node; returns those that were there."""
+        removed = [x for x in locations if Path(x).is_dir()]
+        for location in removed:
+            shutil.rmtree(location)
+        return removed

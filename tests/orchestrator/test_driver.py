@@ -3,15 +3,9 @@ import subprocess
 import sys
 
 import psutil
-import pytest
 
-from orchestrator.driver import (
-    campaign_identity,
-    claim_directory,
-    runner_identity,
-    runner_is_gone,
-)
-from orchestrator.runtime import gpu_shares
+from orchestrator.driver import runner_identity, runner_is_gone
+from store.home import campaign_identity, claim_directory
 
 
 def test_a_runner_is_gone_only_when_its_process_on_this_machine_is():
@@ -21,14 +15,6 @@ def test_a_runner_is_gone_only_when_its_process_on_this_machine_is():
     child.wait(timeout=60)
     assert runner_is_gone(f"{socket.gethostname()}:{child.pid}:{started}")
     assert not runner_is_gone(f"another-host:{child.pid}:{started}")  # its lease decides
-
-
-@pytest.mark.parametrize(
-    ("gpus", "replicas", "expected"),
-    [(0, 2, (0.0, 0.0)), (3, 2, (1.0, 1.0)), (8, 2, (1.0, 1.0)), (1, 1, (0.5, 0.5))],
-)
-def test_gpu_shares(gpus, replicas, expected):
-    assert gpu_shares(gpus, replicas) == expected
 
 
 def test_a_directory_left_by_another_campaign_of_that_name_is_moved_aside(tmp_path):

@@ -63,7 +63,7 @@ def cut_adapter(smollm2_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def generators(ray_local, smollm2_dir):
     config = EngineConfig(model=str(smollm2_dir), backend="vllm", dtype="float32", max_lora_rank=16)
-    return start_generators(config, replicas=2)
+    return start_generators(config, 2)
 
 
 def transformers_greedy(model_dir, instructions):
