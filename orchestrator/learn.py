@@ -130,6 +130,7 @@ def train(context: RoundContext, round_id: int, index: int) -> None:
             round_cut_config(context.config, index),
             (context.config.name, workers.identity),
             index,
+            start,
             {"campaign": context.config.name, "round": index},
         )
         while not ray.wait([future], timeout=1.0)[0]:

@@ -4,6 +4,7 @@ first needed and placed by their resource needs."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +16,8 @@ from orchestrator.config import CampaignConfig
 from orchestrator.judging import make_annotator, make_judge
 from orchestrator.placement import PlacementError, Plan, cluster_nodes, make_plan
 from workers.engine import EngineConfig
+
+logger = logging.getLogger(__name__)
 
 FORWARDED_ENV = ("CUTLOOP_HOME", "CUTLOOP_DATABASE_URL", "CUTLOOP_FAILPOINT",
                  "CUTLOOP_FAILPOINT_MARKER", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
@@ -131,15 +134,26 @@ class CampaignWorkers:
         return self._generators
 
     def serve(self, version: int, location: str) -> None:
-        """Make every generator serve `version`: its tensors go from the trainer (which
-        holds the checkpoint on its node) through Ray's object store to each replica."""
-        from workers.placement import send_weights
+        """Make every generator serve `version`, sent from the trainer (which holds the
+        checkpoint on its node) through Ray's object store: a LoRA round's factors when
+        the generators serve the weights it was trained on, else the whole model."""
+        from workers.engine import SwapError
+        from workers.placement import send_delta, send_weights
 
         generators = self.generators()
         if self._served == version:
             return
-        self._served = None  # a failed swap leaves it unknown until the next one succeeds
-        send_weights(generators, self.trainer(), location, version)
+        served, self._served = self._served, None  # unknown until a swap succeeds
+        cut = self.config.cut
+        if cut.finetuning == "lora" and served is not None and served < version:
+            try:
+                send_delta(generators, self.trainer(), location, version)
+                self._served = version
+                return
+            except SwapError as refused:
+                logger.info("v%d sent whole: %s", version, refused)
+        keep = tuple(cut.lora_target_modules) if cut.finetuning == "lora" else ()
+        send_weights(generators, self.trainer(), location, version, keep)
         self._served = version
 
     @contextmanager

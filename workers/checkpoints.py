@@ -58,11 +58,17 @@ def checked_weight_files(checkpoint: Path, expected: dict[str, tuple[int, ...]])
     return files
 
 
-def checked_tensors(tensors: dict, expected: dict[str, tuple[int, ...]]) -> None:
-    """New weights sent as tensors: every tensor the served model has, of its shape."""
+def checked_tensors(
+    tensors: dict, expected: dict[str, tuple[int, ...]], partial: bool = False
+) -> None:
+    """New weights sent as tensors: every tensor the served model has (with `partial`,
+    only tensors it has), of its shape."""
     missing = sorted(set(expected) - set(tensors))
-    if missing:
+    if missing and not partial:
         raise SwapError(f"new weights lack {missing[:3]}{'...' if len(missing) > 3 else ''}")
+    unknown = sorted(set(tensors) - set(expected))
+    if unknown:
+        raise SwapError(f"the served model has no tensor {unknown[0]}")
     for name, shape in expected.items():
-        if tuple(tensors[name].shape) != shape:
+        if name in tensors and tuple(tensors[name].shape) != shape:
             raise SwapError(f"{name} has shape {tuple(tensors[name].shape)}, expected {shape}")

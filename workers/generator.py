@@ -13,7 +13,26 @@ from pathlib import Path
 import psutil
 
 from cut.templates import select_template
-from workers.engine import Completion, Engine, EngineConfig, SamplingConfig, is_adapter
+from workers.engine import (
+    Completion,
+    Engine,
+    EngineConfig,
+    SamplingConfig,
+    SwapError,
+    is_adapter,
+)
+from workers.lora_delta import LoraDelta, merged
+
+
+def base_tensors(model: Path, names: list[str]) -> dict:
+    """These tensors of a model directory's safetensors files."""
+    from safetensors import safe_open
+
+    found = {}
+    for file in sorted(model.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as handle:
+            found |= {n: handle.get_tensor(n) for n in names if n in handle.keys()}  # noqa: SIM118
+    return found
 
 
 def make_engine(config: EngineConfig) -> Engine:
@@ -33,7 +52,9 @@ class Generator:
     def __init__(self, config: EngineConfig) -> None:
         from transformers import AutoTokenizer
 
+        self.config = config
         self.engine = make_engine(config)
+        self._lora_weights: dict = {}  # LoRA target weights as served, to merge deltas into
         self.template = select_template(
             config.template, AutoTokenizer.from_pretrained(config.model)
         )
@@ -48,9 +69,36 @@ class Generator:
         as a Ray streaming generator (`num_returns="streaming"`)."""
         yield from self.engine.stream([self.template.plain(x) for x in instructions], sampling)
 
-    def update_tensors(self, tensors: dict, version: int) -> int:
-        """New weights sent as tensors (through Ray's object store: no shared filesystem)."""
+    def update_tensors(self, tensors: dict, version: int, keep: tuple[str, ...] = ()) -> int:
+        """New weights sent as tensors (through Ray's object store: no shared filesystem).
+        The tensors of modules named in `keep` (LoRA targets) are kept, for merging the
+        next rounds' LoRA deltas."""
+        self._lora_weights = {
+            n: t for n, t in tensors.items() if any(f".{m}." in n for m in keep)
+        }  # fmt: skip
         self.engine.update_tensors(tensors, version)
+        return self.engine.version
+
+    def update_delta(self, delta: LoraDelta, version: int) -> int:
+        """Merge a round's LoRA factors into the weights served (only those change).
+        SwapError when this engine does not serve the weights the delta was trained on,
+        or has no copy of them to merge into: send the full weights instead."""
+        served = self.engine.version
+        if served != delta.base_version:
+            raise SwapError(
+                f"serves v{served}; the v{version} delta applies to v{delta.base_version}"
+            )
+        if served == 0 and not set(delta.factors) <= set(self._lora_weights):
+            self._lora_weights = base_tensors(Path(self.config.model), list(delta.factors))
+        if not set(delta.factors) <= set(self._lora_weights):
+            raise SwapError(f"no copy of the v{served} weights the v{version} delta changes")
+        changed = merged(self._lora_weights, delta)
+        try:
+            self.engine.update_tensors(changed, version, partial=True)
+        except SwapError:
+            self._lora_weights = {}
+            raise
+        self._lora_weights.update(changed)
         return self.engine.version
 
     def sleep(self) -> None:

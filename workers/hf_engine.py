@@ -86,10 +86,12 @@ class HFEngine:
                 yield done + offset, samples
             done += len(batch)
 
-    def update_tensors(self, tensors: dict[str, torch.Tensor], version: int) -> None:
+    def update_tensors(
+        self, tensors: dict[str, torch.Tensor], version: int, partial: bool = False
+    ) -> None:
         if self.adapter is not None:
             raise SwapError(f"v{version}: the HF backend serves an adapter; start a new engine")
-        checked_tensors(tensors, self._expected())
+        checked_tensors(tensors, self._expected(), partial)
         self.model.load_state_dict(tensors, strict=False)
         self.version = version
 

@@ -102,11 +102,23 @@ def swap_all(generators: Sequence, checkpoint: str, version: int) -> list[int]:
     return ray.get([g.update_weights.remote(checkpoint, version) for g in generators])
 
 
-def send_weights(generators: Sequence, trainer, location: str, version: int) -> list[int]:
+def send_weights(
+    generators: Sequence, trainer, location: str, version: int, keep: tuple[str, ...] = ()
+) -> list[int]:
     """Every replica serves the checkpoint at `location` on the trainer's node: the
     trainer reads it once into Ray's object store and each replica's node fetches the
     tensors from there (no shared filesystem). The SwapError of one replica is raised."""
     import ray
 
     tensors = trainer.weights.remote(location)  # never fetched by this process
-    return ray.get([g.update_tensors.remote(tensors, version) for g in generators])
+    return ray.get([g.update_tensors.remote(tensors, version, keep) for g in generators])
+
+
+def send_delta(generators: Sequence, trainer, location: str, version: int) -> list[int]:
+    """Every replica merges the LoRA factors saved with the checkpoint at `location`;
+    the SwapError of one replica is raised (send the whole weights then: replicas that
+    merged and one that did not would serve different versions)."""
+    import ray
+
+    delta = trainer.delta.remote(location)
+    return ray.get([g.update_delta.remote(delta, version) for g in generators])

@@ -29,6 +29,7 @@ from cut.reports import FlaggedTokens, StepMetrics
 from store.home import claim_directory, node_home
 from workers.engine import SwapError
 from workers.failpoints import failpoint
+from workers.lora_delta import LoraDelta, load_delta, lora_delta, save_delta
 
 STEPS_FILE = "steps.jsonl"
 
@@ -89,12 +90,14 @@ class Trainer:
         config: CUTConfig,
         campaign: tuple[str, str],
         version: int,
+        base_version: int,
         extra: dict | None = None,
     ) -> RoundTraining:
         """CUT on `examples` starting from the `policy` checkpoint. `campaign` is (name,
         identity): files go to this node's campaigns/NAME, claimed for that campaign; the
         merged result appears at checkpoints/v`version` only once complete (written
-        aside, renamed)."""
+        aside, renamed); a LoRA round's factors beside it, for the generators (they
+        serve `base_version`, the `policy` trained on)."""
         from cut.modeling import load_policy
         from cut.trainer import train_cut
 
@@ -126,6 +129,8 @@ class Trainer:
         staging = final.with_name(final.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         step = len(steps) + len(result.steps)
+        if config.finetuning == "lora":
+            save_delta(lora_delta(model, base_version), staging)
         save_merged(model, tokenizer, staging, config, step=step, extra=extra)
         shutil.rmtree(final, ignore_errors=True)
         staging.rename(final)
@@ -159,6 +164,13 @@ class Trainer:
         except FileNotFoundError as error:
             raise SwapError(str(error)) from None
         return {name: t for file in files for name, t in load_file(str(file)).items()}
+
+    def delta(self, location: str) -> LoraDelta:
+        """The LoRA factors saved with a checkpoint (SwapError for a full fine-tune's)."""
+        delta = load_delta(Path(location))
+        if delta is None:
+            raise SwapError(f"{location}: no LoRA delta on the trainer's node")
+        return delta
 
     def prune(self, locations: list[str]) -> list[str]:
         """Delete these checkpoints from this node; returns those that were there."""

@@ -43,12 +43,11 @@ def whole_prefills(max_model_len: int) -> dict[str, object]:
     return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 4096)}
 
 
-def scratch_directory(version: int) -> Path:
-    """A directory of this process on this node, for weights received as tensors."""
+def scratch_directory(name: str) -> Path:
+    """A new directory of this process on this node, for weights received as tensors."""
     shm = Path("/dev/shm")
     root = Path(tempfile.gettempdir()) if not shm.is_dir() else shm
-    directory = root / f"cutloop-weights-{os.getpid()}" / f"v{version}"
-    shutil.rmtree(directory, ignore_errors=True)
+    directory = root / f"cutloop-weights-{os.getpid()}" / name
     directory.mkdir(parents=True)
     atexit.register(shutil.rmtree, directory.parent, True)
     return directory
@@ -92,6 +91,7 @@ class VLLMEngine:
         self.lora = None  # the LoRARequest served on top of the weights, if any
         self._adapters_loaded = 0
         self._requests = 0
+        self._received = 0  # weight sets received as tensors
         self.weights = Path(config.model)
         self.weights_version = 0  # the version whose files `weights` holds
         # what new weights must provide: the served model's own tensors
@@ -162,16 +162,32 @@ class VLLMEngine:
             policy_version=self.version,
         )
 
-    def update_tensors(self, tensors: dict, version: int) -> None:
-        """Serve these weights (name -> tensor, the served model's names and shapes). They
-        are written to node-local scratch (/dev/shm where there is one) and reloaded from
-        there: the RPC to vLLM's workers does not carry tensors, and the file is also what
-        a failed later swap rolls back to."""
+    def update_tensors(self, tensors: dict, version: int, partial: bool = False) -> None:
+        """Serve these weights (name -> tensor, the served model's names and shapes; with
+        `partial`, only the tensors that change). They are written to node-local scratch
+        (/dev/shm where there is one) and reloaded from there: the RPC to vLLM's workers
+        does not carry tensors. A full set stays there as what a failed later swap rolls
+        back to; a failed partial swap rolls back to the last full set."""
         from safetensors.torch import save_file
 
-        checked_tensors(tensors, self.expected)  # refuse before touching the engine
-        scratch = scratch_directory(version)
+        checked_tensors(tensors, self.expected, partial)  # refuse before touching the engine
+        self._received += 1
+        scratch = scratch_directory(f"v{version}-{self._received}")
         save_file({n: t.contiguous() for n, t in tensors.items()}, scratch / "model.safetensors")
+        if partial:
+            try:
+                self._reload(scratch)
+            except Exception as error:
+                self._reload(self.weights)
+                self.version = self.weights_version
+                raise SwapError(
+                    f"changed weights for v{version}: reload failed ({error}); serving "
+                    f"v{self.version} from {self.weights}"
+                ) from None
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            self.lora, self.version = None, version
+            return
         previous = self.weights
         self.update_weights(scratch, version)
         if previous.parent == scratch.parent:  # an earlier received version: not needed now

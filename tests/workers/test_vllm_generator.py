@@ -12,7 +12,8 @@ from cut.modeling import load_policy
 from cut.trainer import train_cut
 from workers.engine import EngineConfig, SamplingConfig, SwapError
 from workers.generator import Generator
-from workers.placement import generate_all, start_generators, swap_all
+from workers.placement import generate_all, send_delta, send_weights, start_generators, swap_all
+from workers.trainer import Trainer
 
 pytestmark = pytest.mark.integration
 GREEDY = SamplingConfig(temperature=0, max_new_tokens=24)
@@ -58,6 +59,22 @@ def cut_adapter(smollm2_dir, tmp_path_factory):
     adapter = save_adapter(model, root / "adapter", config, step=2)
     merged = save_merged(model, tokenizer, root / "merged", config, step=2)
     return adapter, merged
+
+
+@pytest.fixture(scope="module")
+def lora_round(smollm2_dir, tmp_path_factory):
+    """A LoRA round as the trainer writes it on its node: merged weights + the factors."""
+    config = CUTConfig(
+        learning_rate=1e-2, epochs=2, batch_size=1, micro_batch_size=1, lora_dropout=0.0
+    )
+    data = [
+        JudgedExample(
+            INSTRUCTIONS[0], "7 multiplied by 8 is 54.", "Wrong: it is 56.", Polarity.NEGATIVE
+        )
+    ]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CUTLOOP_NODE_HOME", str(tmp_path_factory.mktemp("node")))
+        return Trainer().train(str(smollm2_dir), data, config, ("c", "id"), 1, 0).checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +147,21 @@ def test_seeded_samples_are_distinct_and_reproducible(generators):
     assert generate_all(generators, INSTRUCTIONS, sampling) == first
     other = generate_all(generators, INSTRUCTIONS, sampling.model_copy(update={"seed": 8}))
     assert [c.text for s in other for c in s] != [c.text for s in first for c in s]
+
+
+def test_weights_and_lora_deltas_sent_through_the_object_store_serve_what_files_do(
+    generators, lora_round, smollm2_dir, ray_local
+):
+    trainer = ray_local.remote(Trainer).remote()
+    targets = tuple(CUTConfig().lora_target_modules)
+    assert send_weights(generators, trainer, str(smollm2_dir), 0, targets) == [0, 0]
+    base = generate_all(generators, INSTRUCTIONS, GREEDY)
+    assert [c[0].text for c in base] == transformers_greedy(smollm2_dir, INSTRUCTIONS)
+    assert send_delta(generators, trainer, lora_round, 1) == [1, 1]
+    after = generate_all(generators, INSTRUCTIONS, GREEDY)
+    assert all(c[0].policy_version == 1 for c in after)
+    assert [c[0].text for c in after] == transformers_greedy(lora_round, INSTRUCTIONS)
+    assert after != base
+    with pytest.raises(SwapError, match="serves v1; the v2 delta applies to v0"):
+        send_delta(generators, trainer, lora_round, 2)
+    assert ray_local.get([g.version.remote() for g in generators]) == [1, 1]
