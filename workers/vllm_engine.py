@@ -16,11 +16,14 @@ its batch full, and answers are handed back as they finish.
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import psutil
 
 from workers.checkpoints import (
     checked_adapter,
@@ -29,6 +32,8 @@ from workers.checkpoints import (
     tensor_shapes,
 )
 from workers.engine import Completion, EngineConfig, SamplingConfig, SwapError, served_dtype
+
+SCRATCH_PREFIX = "cutloop-weights-"
 
 
 def whole_prefills(max_model_len: int) -> dict[str, object]:
@@ -43,13 +48,27 @@ def whole_prefills(max_model_len: int) -> dict[str, object]:
     return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 4096)}
 
 
-def scratch_directory(name: str) -> Path:
-    """A new directory of this process on this node, for weights received as tensors."""
+@functools.cache
+def _scratch_root(parent: Path) -> Path:
+    """This process's scratch under `parent`; what processes that are gone left there
+    (an actor killed skips atexit) is removed first: /dev/shm is memory."""
+    for stale in parent.glob(f"{SCRATCH_PREFIX}*"):
+        pid = stale.name.removeprefix(SCRATCH_PREFIX)
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    root = parent / f"{SCRATCH_PREFIX}{os.getpid()}"
+    root.mkdir(exist_ok=True)
+    atexit.register(shutil.rmtree, root, True)
+    return root
+
+
+def scratch_directory(name: str, nbytes: int) -> Path:
+    """A new node-local directory for `nbytes` of weights received as tensors: in
+    /dev/shm when it has room (containers often give it 64 MB), else the temp dir."""
     shm = Path("/dev/shm")
-    root = Path(tempfile.gettempdir()) if not shm.is_dir() else shm
-    directory = root / f"cutloop-weights-{os.getpid()}" / name
-    directory.mkdir(parents=True)
-    atexit.register(shutil.rmtree, directory.parent, True)
+    roomy = shm.is_dir() and shutil.disk_usage(shm).free > 1.1 * nbytes
+    directory = _scratch_root(shm if roomy else Path(tempfile.gettempdir())) / name
+    directory.mkdir()
     return directory
 
 
@@ -172,7 +191,8 @@ class VLLMEngine:
 
         checked_tensors(tensors, self.expected, partial)  # refuse before touching the engine
         self._received += 1
-        scratch = scratch_directory(f"v{version}-{self._received}")
+        nbytes = sum(t.nbytes for t in tensors.values())
+        scratch = scratch_directory(f"v{version}-{self._received}", nbytes)
         save_file({n: t.contiguous() for n, t in tensors.items()}, scratch / "model.safetensors")
         if partial:
             try:

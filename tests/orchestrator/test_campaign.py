@@ -290,3 +290,22 @@ def test_the_same_seed_gives_the_same_campaign_twice(store_env, sessions, policy
     first, second = outcome_of("seeded-a"), outcome_of("seeded-b")
     assert first == second
     assert first[0][1]["final_loss"] is not None and len(first[1]) == 6
+
+
+def test_checkpoint_retention_keeps_the_last_and_the_best_on_the_trainers_node(
+    store_env, sessions, policy
+):
+    from store.summaries import round_summaries
+
+    config = tiny_campaign(
+        "pruned", policy, rounds=3, checkpoints={"keep_last": 1, "keep_best": True}
+    )
+    assert run_campaign(config).status == CampaignStatus.DONE
+    with sessions() as s:
+        campaign = s.scalars(select(Campaign).where(Campaign.name == "pruned")).one()
+        scores = {r.index: r.win_rate for r in round_summaries(s, campaign.id)}
+        stored = sorted(s.scalars(select(Checkpoint.version)))
+    assert stored == [1, 2, 3]  # the store keeps every row: it records what was trained
+    best = max((1, 2), key=lambda v: scores[v])  # round 3 is not evaluated when v3 publishes
+    left = {p.name for p in (store_env / "campaigns" / "pruned" / "checkpoints").iterdir()}
+    assert left == {"v3", f"v{best}"}
