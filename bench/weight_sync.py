@@ -2,8 +2,9 @@
 three ways side by side in one run (one vLLM generator actor, a trainer actor holding a
 LoRA round's checkpoint on its node):
 
-- sync_full_s: the whole model as tensors, trainer -> Ray's object store -> generator
-  (what a campaign does when the generators cannot merge a LoRA delta);
+- sync_full_s: the whole checkpoint, trainer -> Ray's object store -> generator, which
+  writes it to node-local scratch and reloads (what a campaign does when the generators
+  cannot merge a LoRA delta, or trains every weight);
 - sync_file_s: the way before: the driver digests the checkpoint file, then the
   generator reloads it from the path (needs a filesystem shared with the trainer);
 - sync_lora_s: the round's LoRA factors through the object store, merged by the

@@ -100,9 +100,9 @@ class Engine(Protocol):
         """Serve `checkpoint` from now on, or raise SwapError and keep the old weights."""
         ...
 
-    def update_tensors(self, tensors: dict, version: int, partial: bool = False) -> None:
-        """Serve these weights (name -> tensor; with `partial` only those that change)
-        from now on, or raise SwapError."""
+    def update_changed(self, tensors: dict, version: int) -> None:
+        """Serve new values of these tensors (name -> tensor) from now on, the others
+        unchanged, or raise SwapError."""
         ...
 
     def update_adapter(self, adapter: Path, version: int) -> None:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import psutil
 
 from cut.templates import select_template
+from workers.checkpoints import tensor_shapes
 from workers.engine import (
     Completion,
     Engine,
@@ -22,6 +25,7 @@ from workers.engine import (
     is_adapter,
 )
 from workers.lora_delta import LoraDelta, merged
+from workers.scratch import new_directory
 
 
 def base_tensors(model: Path, names: list[str]) -> dict:
@@ -55,6 +59,7 @@ class Generator:
         self.config = config
         self.engine = make_engine(config)
         self._lora_weights: dict = {}  # LoRA target weights as served, to merge deltas into
+        self._received: Path | None = None  # scratch holding the last weights sent whole
         self.template = select_template(
             config.template, AutoTokenizer.from_pretrained(config.model)
         )
@@ -69,14 +74,29 @@ class Generator:
         as a Ray streaming generator (`num_returns="streaming"`)."""
         yield from self.engine.stream([self.template.plain(x) for x in instructions], sampling)
 
-    def update_tensors(self, tensors: dict, version: int, keep: tuple[str, ...] = ()) -> int:
-        """New weights sent as tensors (through Ray's object store: no shared filesystem).
-        The tensors of modules named in `keep` (LoRA targets) are kept, for merging the
-        next rounds' LoRA deltas."""
-        self._lora_weights = {
-            n: t for n, t in tensors.items() if any(f".{m}." in n for m in keep)
-        }  # fmt: skip
-        self.engine.update_tensors(tensors, version)
+    def update_files(
+        self, files: dict[str, np.ndarray], version: int, keep: tuple[str, ...] = ()
+    ) -> int:
+        """New weights sent as their safetensors files (through Ray's object store: no
+        shared filesystem), written to node-local scratch and swapped in from there. The
+        weights of modules named in `keep` (LoRA targets) are kept, for merging the next
+        rounds' LoRA deltas."""
+        received = new_directory(f"v{version}", sum(a.nbytes for a in files.values()))
+        for name, contents in files.items():
+            contents.tofile(received / name)
+        try:
+            self.update_weights(str(received), version)
+        except SwapError:
+            shutil.rmtree(received, ignore_errors=True)
+            raise
+        if self._received is not None:  # the engine serves from the new files now
+            shutil.rmtree(self._received, ignore_errors=True)
+        self._received = received
+        self._lora_weights = {}
+        if keep:
+            names = [n for n in tensor_shapes(sorted(received.glob("*.safetensors")))
+                     if any(f".{m}." in n for m in keep)]  # fmt: skip
+            self._lora_weights = base_tensors(received, names)
         return self.engine.version
 
     def update_delta(self, delta: LoraDelta, version: int) -> int:
@@ -94,7 +114,7 @@ class Generator:
             raise SwapError(f"no copy of the v{served} weights the v{version} delta changes")
         changed = merged(self._lora_weights, delta)
         try:
-            self.engine.update_tensors(changed, version, partial=True)
+            self.engine.update_changed(changed, version)
         except SwapError:
             self._lora_weights = {}
             raise

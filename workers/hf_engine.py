@@ -86,12 +86,10 @@ class HFEngine:
                 yield done + offset, samples
             done += len(batch)
 
-    def update_tensors(
-        self, tensors: dict[str, torch.Tensor], version: int, partial: bool = False
-    ) -> None:
+    def update_changed(self, tensors: dict[str, torch.Tensor], version: int) -> None:
         if self.adapter is not None:
             raise SwapError(f"v{version}: the HF backend serves an adapter; start a new engine")
-        checked_tensors(tensors, self._expected(), partial)
+        checked_tensors(tensors, self._expected())
         self.model.load_state_dict(tensors, strict=False)
         self.version = version
 

