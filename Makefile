@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/round_overhead.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/weight_sync.py
 
 clean:
 	rm -rf $(VENV) out
