@@ -193,8 +193,8 @@ def publish(context: RoundContext, round_id: int, index: int) -> None:
 
 
 def checkpoint_location(context: RoundContext, index: int) -> str:
-    """Where the trainer wrote round `index`'s checkpoint: the path it reported, or after
-    a restart between train and publish, the one it writes to."""
+    """Where the trainer writes round `index`'s checkpoint, on its node (asked again
+    after a restart between train and publish)."""
     import ray
 
     return ray.get(context.workers.trainer().checkpoint_path.remote(context.config.name, index))

@@ -56,24 +56,27 @@ class Plan:
         return round(1.0 - self.generator_gpu_share, 6) if self.colocate else 1.0
 
     def describe(self) -> list[str]:
-        gb = lambda b: f"{b / GB:g} GB"  # noqa: E731
         if not self.gpus:
             return [
-                f"CPU: {self.replicas} generator replica(s) of {gb(self.generator_memory)} "
-                f"and a trainer of {gb(self.trainer_memory)} RAM, placed by Ray by memory"
+                f"CPU: {self.replicas} generator replica(s) of {_gb(self.generator_memory)} "
+                f"and a trainer of {_gb(self.trainer_memory)} RAM, placed by Ray by memory"
             ]
         lines = [f"GPU placement group of {len(self.bundles)} whole-GPU bundle(s):"]
         for i, bundle in enumerate(self.bundles):
             actors = [f"generator {r}" for r in range(self.replicas) if r == i]
             if i == self.trainer_bundle:
                 actors.append("trainer")
-            lines.append(f"  GPU {i}: {' + '.join(actors)} ({gb(bundle['memory'])} RAM)")
+            lines.append(f"  GPU {i}: {' + '.join(actors)} ({_gb(bundle['memory'])} RAM)")
         if self.colocate:
             lines.append(
                 f"  colocated: the engine keeps {self.generator_gpu_share:.0%} of GPU 0 and "
                 "sleeps while the trainer works"
             )
         return lines
+
+
+def _gb(nbytes: float) -> str:
+    return f"{nbytes / GB:g} GB"
 
 
 def make_plan(config: CampaignConfig, nodes: list[NodeResources]) -> Plan:
