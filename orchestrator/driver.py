@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import psutil
+from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.config import CampaignConfig
@@ -102,8 +103,14 @@ class CampaignOutcome:
 
 
 def _same_campaign(stored: dict, config: dict) -> bool:
-    """The same campaign, perhaps with more rounds asked for."""
-    return {**stored, "rounds": None} == {**config, "rounds": None}
+    """The same campaign, perhaps with more rounds asked for. The stored settings are
+    read through today's model first: a setting added since they were stored takes its
+    default on both sides."""
+    try:
+        current = CampaignConfig.model_validate(stored).model_dump(mode="json", by_alias=True)
+    except ValidationError:
+        return False
+    return {**current, "rounds": None} == {**config, "rounds": None}
 
 
 class CampaignDriver:
