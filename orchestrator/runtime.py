@@ -212,7 +212,26 @@ class CampaignWorkers:
                 )
                 .remote()
             )
+            self._wait_for_trainer()
         return self._trainer
+
+    def _wait_for_trainer(self) -> None:
+        """The trainer's constructor is trivial: when its first call does not answer
+        within placement.ready_timeout_s, Ray cannot place it (something took the memory
+        since the plan was checked); fail instead of waiting for ever."""
+        import ray
+        from ray.exceptions import GetTimeoutError
+
+        timeout = self.config.placement.ready_timeout_s
+        try:
+            ray.get(self._trainer.progress.remote(), timeout=timeout)
+        except GetTimeoutError:
+            ray.kill(self._trainer)
+            self._trainer = None
+            raise PlacementError(
+                f"the trainer was not scheduled in {timeout:g} s (placement.ready_timeout_s): "
+                f"no Ray node has trainer.memory_gb={self.config.trainer.memory_gb:g} free"
+            ) from None
 
     def shutdown(self) -> None:
         import ray

@@ -2,7 +2,8 @@
 the cluster at argv[1], reserve a campaign's placement (argv[2]: JSON of setting
 changes) and report, as one JSON line, the plan and where each actor would run: a
 stand-in actor per role, started with exactly the campaign's options, says its node
-and the GPU ids Ray gave it."""
+and the GPU ids Ray gave it. With argv[3], other work first takes that many GB and the
+trainer is started."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ def main() -> None:
     config = tiny_campaign("placed", Path("unused"), **json.loads(sys.argv[2]))
     try:
         workers = CampaignWorkers(config, "unused", Path("unused"), "unused")
+        if len(sys.argv) > 3:  # argv[3]: GB some other work holds before the trainer starts
+            hold = Where.options(memory=int(float(sys.argv[3]) * 2**30)).remote()
+            ray.get(hold.where.remote(), timeout=60)
+            workers.trainer()
     except PlacementError as error:
         print(json.dumps({"refused": str(error)}))
         return

@@ -73,9 +73,10 @@ def test_a_bundle_must_find_its_memory_on_a_node_with_a_free_gpu():
         make_plan(config(generator=40, trainer=40), nodes)
 
 
-def probe(address: str, changes: dict) -> dict:
+def probe(address: str, changes: dict, *held_gb: float) -> dict:
     run = subprocess.run(
-        [sys.executable, "-m", "tests.orchestrator.placement_probe", address, json.dumps(changes)],
+        [sys.executable, "-m", "tests.orchestrator.placement_probe", address, json.dumps(changes),
+         *map(str, held_gb)],
         capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[2],
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
@@ -103,3 +104,13 @@ def test_plans_reserve_real_placement_groups_on_a_cluster_with_gpus():
 
         refused = probe(address, {"generator": {"replicas": 3}})
         assert refused["refused"].startswith("the plan needs 4 GPUs")
+
+
+def test_a_trainer_ray_cannot_place_fails_instead_of_waiting_for_ever():
+    """The plan fitted, then other work took the memory: the trainer is never scheduled."""
+    with ray_cluster([NodeSpec(memory_gb=2)]) as address:
+        late = probe(address, {"placement": {"ready_timeout_s": 3}}, 1.5)
+    assert late["refused"] == (
+        "the trainer was not scheduled in 3 s (placement.ready_timeout_s): no Ray node has "
+        "trainer.memory_gb=1 free"
+    )
