@@ -2,8 +2,9 @@
 when the cluster has one) and writes the merged checkpoint the generators swap to.
 
 Checkpoints and training states live on the trainer's node, under its `node_home()`:
-the driver never reads them. The trainer digests them, sends their tensors to the
-generators through Ray's object store (no shared filesystem needed) and prunes them.
+the driver never reads them. The trainer digests them, sends them (or a LoRA round's
+factors) to the generators through Ray's object store (no shared filesystem needed) and
+prunes them.
 
 A round restarted after a crash continues from its last saved training state, if the
 campaign saves one (`cut.save_state_every`), else from the round's start; the per-step
