@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from safetensors import safe_open
 
 from workers.engine import ADAPTER_CONFIG, SwapError
@@ -32,6 +34,15 @@ def tensor_shapes(files: list[Path]) -> dict[str, tuple[int, ...]]:
             for name in handle.keys():  # noqa: SIM118  (safe_open has no __iter__)
                 shapes[name] = tuple(handle.get_slice(name).get_shape())
     return shapes
+
+
+def tensors_of(model: Path, wanted: Callable[[str], bool]) -> dict[str, torch.Tensor]:
+    """The tensors of a model directory's safetensors files whose names are `wanted`."""
+    found: dict[str, torch.Tensor] = {}
+    for file in sorted(Path(model).glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as handle:
+            found |= {n: handle.get_tensor(n) for n in handle.keys() if wanted(n)}  # noqa: SIM118
+    return found
 
 
 def checked_weight_files(checkpoint: Path, expected: dict[str, tuple[int, ...]]) -> list[Path]:

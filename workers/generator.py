@@ -15,7 +15,7 @@ import numpy as np
 import psutil
 
 from cut.templates import select_template
-from workers.checkpoints import tensor_shapes
+from workers.checkpoints import tensors_of
 from workers.engine import (
     Completion,
     Engine,
@@ -26,17 +26,6 @@ from workers.engine import (
 )
 from workers.lora_delta import LoraDelta, merged
 from workers.scratch import new_directory
-
-
-def base_tensors(model: Path, names: list[str]) -> dict:
-    """These tensors of a model directory's safetensors files."""
-    from safetensors import safe_open
-
-    found = {}
-    for file in sorted(model.glob("*.safetensors")):
-        with safe_open(str(file), framework="pt") as handle:
-            found |= {n: handle.get_tensor(n) for n in names if n in handle.keys()}  # noqa: SIM118
-    return found
 
 
 def make_engine(config: EngineConfig) -> Engine:
@@ -94,9 +83,7 @@ class Generator:
         self._received = received
         self._lora_weights = {}
         if keep:
-            names = [n for n in tensor_shapes(sorted(received.glob("*.safetensors")))
-                     if any(f".{m}." in n for m in keep)]  # fmt: skip
-            self._lora_weights = base_tensors(received, names)
+            self._lora_weights = tensors_of(received, lambda n: any(f".{m}." in n for m in keep))
         return self.engine.version
 
     def update_delta(self, delta: LoraDelta, version: int) -> int:
@@ -109,7 +96,7 @@ class Generator:
                 f"serves v{served}; the v{version} delta applies to v{delta.base_version}"
             )
         if served == 0 and not set(delta.factors) <= set(self._lora_weights):
-            self._lora_weights = base_tensors(Path(self.config.model), list(delta.factors))
+            self._lora_weights = tensors_of(Path(self.config.model), delta.factors.__contains__)
         if not set(delta.factors) <= set(self._lora_weights):
             raise SwapError(f"no copy of the v{served} weights the v{version} delta changes")
         changed = merged(self._lora_weights, delta)
