@@ -10,6 +10,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from orchestrator.progress import stderr_console
 
@@ -39,7 +40,7 @@ def main(
 
 
 def fail(message: str) -> typer.Exit:
-    stderr_console.print(f"[red]error:[/red] {message}", highlight=False)
+    stderr_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 
