@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match
 
+from api.autolaunch import launch_on_start
 from api.routes import campaigns, events, ops, rounds
 from api.state import ApiSettings, ApiState
 from orchestrator.runtime import join_cluster
@@ -33,6 +34,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.state.api = state
         queue = threading.Thread(target=state.run_queue, name="launch-queue", daemon=True)
         queue.start()
+        if settings.launch is not None:
+            threading.Thread(
+                target=launch_on_start, args=(state, settings.launch), name="launch-on-start",
+                daemon=True,
+            ).start()  # fmt: skip
         try:
             yield
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,6 +13,7 @@ import typer
 from orchestrator.cli import app, fail
 
 TOKEN_ENV = "CUTLOOP_API_TOKEN"
+LAUNCH_ENV = "CAMPAIGN_CONFIG"
 
 
 def is_loopback(host: str) -> bool:
@@ -23,6 +25,31 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _campaign_to_launch(path: Path | None):
+    """The file's campaign, checked against the store before the server starts: a bad
+    file or a name taken by another campaign is one line and exit code 2."""
+    if path is None:
+        return None
+    from api.autolaunch import store_campaign
+    from orchestrator.config import CampaignConfigError, load_campaign
+    from store.engine import database_url, make_engine, session_factory
+    from store.errors import StoreError
+    from store.schema import upgrade
+
+    try:
+        config = load_campaign(path)
+        url = database_url()
+        upgrade(url)
+        engine = make_engine(url)
+        try:
+            store_campaign(session_factory(engine), config)
+        finally:
+            engine.dispose()
+    except (CampaignConfigError, StoreError) as error:
+        raise fail(f"{LAUNCH_ENV} / --launch: {error}") from None
+    return config
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
@@ -30,6 +57,14 @@ def serve(
     ray_address: Annotated[
         str | None,
         typer.Option(help="Ray cluster to launch on (default: this machine's, started if none)."),
+    ] = None,
+    launch: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=LAUNCH_ENV,
+            help="A campaign file to launch when the server starts: stored and queued on "
+            "the first start, resumed after a restart, never run twice.",
+        ),
     ] = None,
 ) -> None:
     """Serve the REST API and the dashboard (http://HOST:PORT/). Campaigns launched here
@@ -48,7 +83,7 @@ def serve(
         raise fail(f"--host {host} is reachable from other machines: set {TOKEN_ENV} first")
     settings = ApiSettings(
         database_url=database_url(), home=str(cutloop_home()), token=token,
-        ray_address=ray_address,
+        ray_address=ray_address, launch=_campaign_to_launch(launch),
     )  # fmt: skip
     print(f"cutloop API on http://{host}:{port}/ (dashboard), /docs (OpenAPI)", flush=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")

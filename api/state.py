@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from orchestrator.config import CampaignConfig
 from orchestrator.launcher import start_queued
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ class ApiSettings(BaseModel):
     token: str | None = Field(None, description="bearer token of mutating routes")
     ray_address: str | None = Field(None, description="None: the Ray this process joined")
     poll_s: float = Field(1.0, gt=0, description="how often streams and the queue look")
+    launch: CampaignConfig | None = Field(None, description="launched when the server starts")
 
 
 @dataclass

@@ -165,6 +165,17 @@ class CampaignConfig(_Strict):
         return self
 
 
+def same_campaign(stored: dict, config: dict) -> bool:
+    """The same campaign, perhaps with more rounds asked for. The stored settings are
+    read through today's model first: a setting added since they were stored takes its
+    default on both sides."""
+    try:
+        current = CampaignConfig.model_validate(stored).model_dump(mode="json", by_alias=True)
+    except ValidationError:
+        return False
+    return {**current, "rounds": None} == {**config, "rounds": None}
+
+
 class CampaignConfigError(ValueError):
     pass
 

@@ -19,10 +19,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import psutil
-from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator.config import CampaignConfig
+from orchestrator.config import CampaignConfig, same_campaign
 from orchestrator.failures import full_detail, one_line
 from orchestrator.instructions import eval_items, eval_set_sha256, train_instructions
 from orchestrator.models import resolve_model
@@ -102,17 +101,6 @@ class CampaignOutcome:
     times: dict[int, StageTimes] = field(default_factory=dict)
 
 
-def _same_campaign(stored: dict, config: dict) -> bool:
-    """The same campaign, perhaps with more rounds asked for. The stored settings are
-    read through today's model first: a setting added since they were stored takes its
-    default on both sides."""
-    try:
-        current = CampaignConfig.model_validate(stored).model_dump(mode="json", by_alias=True)
-    except ValidationError:
-        return False
-    return {**current, "rounds": None} == {**config, "rounds": None}
-
-
 class CampaignDriver:
     def __init__(self, config: CampaignConfig, database_url: str, home: str) -> None:
         self.config = config
@@ -144,7 +132,7 @@ class CampaignDriver:
         stored_config = self.config.model_dump(mode="json", by_alias=True)
         with sessions.begin() as session:
             existing = campaign_by_name(session, self.config.name)
-            if existing is not None and _same_campaign(existing.config, stored_config):
+            if existing is not None and same_campaign(existing.config, stored_config):
                 existing.config = stored_config  # a longer campaign keeps its rounds
             campaign = create_campaign(session, self.config.name, stored_config)
             fix_eval_set(session, campaign, eval_set)

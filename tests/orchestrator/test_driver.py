@@ -5,7 +5,8 @@ from pathlib import Path
 
 import psutil
 
-from orchestrator.driver import _same_campaign, runner_identity, runner_is_gone
+from orchestrator.config import same_campaign
+from orchestrator.driver import runner_identity, runner_is_gone
 from store.home import campaign_identity, claim_directory
 from tests.orchestrator.campaigns import tiny_campaign
 
@@ -32,10 +33,10 @@ def test_a_directory_left_by_another_campaign_of_that_name_is_moved_aside(tmp_pa
     assert campaign_identity("postgresql://u:secret@h/db", 1).count("secret") == 0
 
 
-def test_settings_stored_before_a_field_existed_are_the_same_campaign():
+def test_settings_stored_before_a_field_existed_are_thesame_campaign():
     now = tiny_campaign("old", Path("policy")).model_dump(mode="json", by_alias=True)
     stored = {k: v for k, v in now.items() if k not in ("placement", "checkpoints")}
-    assert _same_campaign(stored, now)
-    assert _same_campaign({**stored, "rounds": 1}, now)  # more rounds asked: same campaign
-    assert not _same_campaign({**stored, "prompts_per_round": 7}, now)
-    assert not _same_campaign({**stored, "no_such_setting": 1}, now)
+    assert same_campaign(stored, now)
+    assert same_campaign({**stored, "rounds": 1}, now)  # more rounds asked: same campaign
+    assert not same_campaign({**stored, "prompts_per_round": 7}, now)
+    assert not same_campaign({**stored, "no_such_setting": 1}, now)
