@@ -38,11 +38,14 @@ def all_cores_environment() -> dict[str, str]:
 
 
 def connect(address: str | None, verbose: bool = False) -> None:
+    """Join `address`, else $RAY_ADDRESS (set in a `ray job submit` job), else start a
+    local Ray for this process."""
     import ray
 
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local cluster needs no token
+    address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=verbose)
     else:
@@ -52,7 +55,10 @@ def connect(address: str | None, verbose: bool = False) -> None:
 def join_cluster(address: str | None) -> None:
     """Join the Ray cluster at `address`, else the one running on this machine, else start
     one with `ray start --head`: a cluster that outlives this process, so the campaigns a
-    server launched keep running when it restarts."""
+    server launched keep running when it restarts. With $RAY_TMPDIR set, the node whose
+    temp dir is $RAY_TMPDIR/ray (docker/start-orchestrator.sh starts it so): where several
+    nodes share a machine Ray would join the head, and campaigns launched here are pinned
+    to the node this process joined."""
     import subprocess
     import sys
 
@@ -61,8 +67,9 @@ def join_cluster(address: str | None) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    node = {"_temp_dir": f"{os.environ['RAY_TMPDIR']}/ray"} if "RAY_TMPDIR" in os.environ else {}
     try:
-        ray.init(address=address or "auto", log_to_driver=False)
+        ray.init(address=address or "auto", log_to_driver=False, **node)
         return
     except ConnectionError:
         if address:
