@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench clean browser
+.PHONY: demo test bench clean debian-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,cpu]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,cpu,cluster]"
 	@# PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break imports
 	@# beside the CPU torch wheel (docs: environment.md); none is needed.
 	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
@@ -20,13 +20,16 @@ demo: $(STAMP)
 	$(BIN)/cutloop models fetch smollm2
 	$(BIN)/cutloop run campaigns/demo-cpu.yaml
 
-# The dashboard's browser test drives Debian's Chromium (no browser download).
-browser:
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get install -y -q chromium \
-		|| { apt-get update -q && apt-get install -y -q chromium; }; }; } \
-		|| { echo "the dashboard test needs Chromium: sudo apt-get install chromium" >&2; exit 1; }
+# Debian packages the tests drive: Chromium for the dashboard (no browser download), and
+# docker-compose, which validates docker-compose.yml without a Docker engine.
+DEBIAN_TOOLS := chromium docker-compose
+debian-tools:
+	@missing=$$(for tool in $(DEBIAN_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done); \
+	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && { apt-get install -y -q $$missing \
+		|| { apt-get update -q && apt-get install -y -q $$missing; }; }; } \
+		|| { echo "make test needs: sudo apt-get install" $$missing >&2; exit 1; }
 
-test: $(STAMP) browser
+test: $(STAMP) debian-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

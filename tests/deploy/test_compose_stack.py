@@ -1,0 +1,226 @@
+"""The compose stack's own commands, run here as plain processes (no Docker engine): the
+Ray head, a worker and the orchestrator's start script, each a Ray node with its own
+temp dir and files, the container paths and service names of docker-compose.yml mapped
+onto this machine, the store on the local PostgreSQL. The orchestrator launches the
+campaign named by CAMPAIGN_CONFIG; killed after its judge calls were paid and restarted,
+it resumes without paying them again; started once more, it leaves the finished campaign
+alone. A `ray job submit` through the head's job server runs `cutloop run` on the
+cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+import yaml
+
+from store.engine import make_engine, session_factory
+from store.models import Judgment
+from tests.api.test_launch import stored_counts, wait_until
+from tests.db_fixtures import fresh_database
+from tests.deploy.compose import ROOT, docker_compose_config, image_env, words
+from tests.judge.fake_openai import FakeOpenAI
+from tests.orchestrator.campaigns import (
+    count,
+    judge_calls,
+    openai_judge,
+    save_tiny_policy,
+    tiny_campaign,
+)
+from tests.ray_cluster import _free_port
+
+BIN = Path(sys.executable).parent
+CAMPAIGN = "composed"
+TOKEN = "a-token"
+
+
+@dataclass
+class Stack:
+    """The services as `docker-compose config` resolved them, their container paths and
+    the compose network's names mapped onto this machine."""
+
+    root: Path
+    database_url: str
+    services: dict
+    head_port: int = field(default_factory=_free_port)
+    dashboard_port: int = field(default_factory=_free_port)
+    api_port: int = field(default_factory=_free_port)
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def argv(self, command: list[str]) -> list[str]:
+        """The command, the head's name and port mapped onto this machine."""
+        mapped = [
+            word.replace("ray-head:6379", f"127.0.0.1:{self.head_port}")
+            .replace("127.0.0.1:6379", f"127.0.0.1:{self.head_port}")
+            .replace("--port=6379", f"--port={self.head_port}")
+            for word in command
+        ]
+        if mapped[0] in ("ray", "cutloop"):
+            mapped[0] = str(BIN / mapped[0])
+        if "--head" in mapped:  # its dashboard on a free port, not the machine's 8265
+            mapped.append(f"--dashboard-port={self.dashboard_port}")
+        return mapped
+
+    def env(self, service: str, **extra: str) -> dict[str, str]:
+        """The image's ENV and the service's environment, container paths and service
+        names mapped; a Ray temp dir of the node's own (RAY_TMPDIR)."""
+        node = self.root / service
+        temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths
+        values = {**image_env(), **self.services[service].get("environment", {}), **extra}
+        mapped = {}
+        for key, value in values.items():
+            value = str(value).replace("/var/lib/cutloop-node", str(node / "node-home"))
+            value = value.replace("/var/lib/cutloop", str(node / "home"))
+            value = value.replace("ray-head:6379", f"127.0.0.1:{self.head_port}")
+            mapped[key] = value
+        if "CUTLOOP_DATABASE_URL" in mapped:
+            mapped["CUTLOOP_DATABASE_URL"] = self.database_url
+        path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+        return {**os.environ, **mapped, "PATH": path, "RAY_TMPDIR": temp_dir}
+
+    def log(self, service: str) -> Path:
+        return self.root / f"{service}.log"
+
+    def start(self, service: str, args: list[str] = (), **extra: str):
+        command = self.argv(words(self.services[service]["command"]))
+        process = subprocess.Popen(
+            [*command, *args], env=self.env(service, **extra), cwd=ROOT,
+            stdout=self.log(service).open("a"), stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        self.processes.append(process)
+        return process
+
+    def healthcheck(self, service: str) -> bool:
+        test = self.argv(self.services[service]["healthcheck"]["test"][1:])
+        return subprocess.run(test, capture_output=True, timeout=60).returncode == 0
+
+    def stop(self, process: subprocess.Popen) -> None:
+        """What `docker kill` does to a container: the process and everything it started
+        (Ray's daemons leave its process group, not its session)."""
+        doomed = [p for p in psutil.process_iter() if _session_of(p) == process.pid]
+        for member in doomed:
+            with suppress(psutil.Error):
+                member.kill()
+        psutil.wait_procs(doomed, timeout=30)
+        process.wait(timeout=30)
+
+
+def _session_of(process: psutil.Process) -> int | None:
+    try:
+        return os.getsid(process.pid)
+    except OSError:
+        return None
+
+
+@contextmanager
+def stack(root: Path, database_url: str, campaign_file: Path) -> Iterator[Stack]:
+    settings = {"CUTLOOP_API_TOKEN": TOKEN, "CAMPAIGN_CONFIG": str(campaign_file)}
+    resolved = docker_compose_config(settings, root / "empty.env")
+    assert resolved.returncode == 0, resolved.stderr
+    running = Stack(root, database_url, yaml.safe_load(resolved.stdout)["services"])
+    try:
+        yield running
+    finally:
+        for process in running.processes:
+            running.stop(process)
+
+
+def _api(stack: Stack, path: str) -> dict | None:
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{stack.api_port}{path}", timeout=5)
+    except httpx.TransportError:
+        return None
+    return answer.json() if answer.status_code == 200 else None
+
+
+def _status(stack: Stack) -> str | None:
+    campaign = _api(stack, f"/api/v1/campaigns/{CAMPAIGN}")
+    return campaign["status"] if campaign else None
+
+
+def _judgments(database_url: str) -> int:
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine)() as session:
+            return count(session, Judgment)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def database(request, tmp_path) -> Iterator[str]:
+    with fresh_database(request, "postgresql", tmp_path) as url:
+        yield url
+
+
+def test_the_stack_launches_resumes_and_never_repeats_its_campaign(tmp_path, database):
+    policy = save_tiny_policy(tmp_path / "policy")
+    marker = tmp_path / "failpoint"
+    campaign_file = tmp_path / "campaign.yaml"
+    with FakeOpenAI() as judge, stack(tmp_path, database, campaign_file) as running:
+        config = tiny_campaign(CAMPAIGN, policy, judge=openai_judge(judge.base_url))
+        campaign_file.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
+
+        running.start("ray-head")
+        wait_until(lambda: running.healthcheck("ray-head"), "the head's healthcheck", 120)
+        running.start("worker")  # joined before the next node starts: their ports differ
+        wait_until(lambda: "Ray runtime started" in running.log("worker").read_text(),
+                   "the worker node up", 120)  # fmt: skip
+        serve = ["--port", str(running.api_port)]
+        first = running.start("orchestrator", serve, CUTLOOP_FAILPOINT="judge",
+                              CUTLOOP_FAILPOINT_MARKER=str(marker))  # fmt: skip
+        wait_until(marker.exists, "the first round's judge calls paid", 300)
+        paid = judge_calls(judge)
+        assert paid > 0 and _judgments(database) == 0  # paid, nothing stored yet
+        running.stop(first)
+
+        second = running.start("orchestrator", serve)  # the container restarted
+        wait_until(lambda: _status(running) == "done", "the campaign resumed to its end", 300)
+        assert judge_calls(judge) == _judgments(database)  # every answer judged once
+        assert stored_counts(database) == {0: (0, 0), 1: (6, 1), 2: (6, 1)}
+        health = _api(running, "/health")
+        assert health and health["status"] == "ok", health
+
+        node_home = tmp_path / "worker" / "node-home"
+        assert list(node_home.rglob("checkpoints/v2/*.safetensors"))  # the trainer's node
+        orchestrator_home = tmp_path / "orchestrator" / "home"
+        assert (orchestrator_home / "campaigns" / CAMPAIGN / "judge-cache.jsonl").is_file()
+        assert not list(orchestrator_home.rglob("*.safetensors"))
+
+        running.stop(second)
+        running.start("orchestrator", serve)  # and once more: nothing to do
+        wait_until(lambda: f"campaign {CAMPAIGN}: done" in running.log("orchestrator").read_text(),
+                   "the restarted server leaving the finished campaign", 120)  # fmt: skip
+        assert stored_counts(database) == {0: (0, 0), 1: (6, 1), 2: (6, 1)}
+
+        submitted = _submit_job(running, tmp_path, policy, judge.base_url)
+        assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
+        assert "submitted-demo — done" in submitted.stdout
+
+
+def _submit_job(running: Stack, tmp_path: Path, policy: Path, judge_url: str):
+    """`ray job submit` to the head's job server: `cutloop run` as the job's entrypoint
+    joins the cluster through $RAY_ADDRESS, which Ray sets for the job."""
+    config = tiny_campaign("submitted-demo", policy, rounds=0, judge=openai_judge(judge_url))
+    campaign_file = tmp_path / "submitted.yaml"
+    campaign_file.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
+    job_env = {"CUTLOOP_HOME": str(tmp_path / "job-home"),
+               "CUTLOOP_DATABASE_URL": f"sqlite:///{tmp_path / 'job.db'}"}  # fmt: skip
+    return subprocess.run(
+        [str(BIN / "ray"), "job", "submit", "--address",
+         f"http://127.0.0.1:{running.dashboard_port}",
+         "--runtime-env-json", json.dumps({"env_vars": job_env}),
+         "--", str(BIN / "cutloop"), "run", str(campaign_file)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+    )  # fmt: skip
