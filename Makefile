@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/weight_sync.py
+	$(BIN)/python -m bench.compose_memory  # -m: bench/store.py would shadow the store package
 
 clean:
 	rm -rf $(VENV) out

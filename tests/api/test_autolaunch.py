@@ -22,10 +22,8 @@ from api.autolaunch import Verdict, decide, store_campaign
 from api.state import ApiSettings
 from orchestrator.launcher import find_driver
 from store.campaigns import campaign_by_name
-from store.engine import make_engine, session_factory
 from store.errors import StoreError
 from store.models import Campaign, CampaignStatus, Round, utcnow
-from store.schema import upgrade
 from tests.api.test_launch import follow, round_holder, stored_counts, wait_until
 from tests.orchestrator.campaigns import save_tiny_policy, tiny_campaign
 
@@ -42,14 +40,6 @@ def settings(store_env, db_url) -> ApiSettings:
     return ApiSettings(database_url=db_url, home=str(store_env), poll_s=0.2)
 
 
-@pytest.fixture
-def sessions(store_env, db_url):
-    upgrade(db_url)
-    engine = make_engine(db_url)
-    yield session_factory(engine)
-    engine.dispose()
-
-
 def _set(sessions, name: str, **values) -> None:
     with sessions.begin() as session:
         session.execute(update(Campaign).where(Campaign.name == name).values(**values))
@@ -60,7 +50,7 @@ def _decision(sessions, config):
         return decide(session, config)
 
 
-def test_what_a_starting_server_does_follows_the_store_and_the_cluster(sessions, policy):
+def test_what_a_starting_server_does_follows_the_store_and_the_cluster(store_env, sessions, policy):
     config = tiny_campaign("starts", policy, rounds=2)
     store_campaign(sessions, config)
     store_campaign(sessions, config)  # a restart: the same campaign, stored once
@@ -102,7 +92,7 @@ def test_what_a_starting_server_does_follows_the_store_and_the_cluster(sessions,
     assert waiting.verdict == Verdict.WAIT and "trainer.memory_gb" in waiting.reason
 
 
-def test_another_campaign_under_the_name_is_refused(sessions, policy):
+def test_another_campaign_under_the_name_is_refused(store_env, sessions, policy):
     store_campaign(sessions, tiny_campaign("taken", policy))
     with pytest.raises(StoreError, match="'taken' is stored with other settings"):
         store_campaign(sessions, tiny_campaign("taken", policy, prompts_per_round=7))

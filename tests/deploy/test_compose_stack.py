@@ -12,15 +12,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 import yaml
 
@@ -28,7 +23,7 @@ from store.engine import make_engine, session_factory
 from store.models import Judgment
 from tests.api.test_launch import stored_counts, wait_until
 from tests.db_fixtures import fresh_database
-from tests.deploy.compose import ROOT, docker_compose_config, image_env, words
+from tests.deploy.stack import BIN, Stack, stack
 from tests.judge.fake_openai import FakeOpenAI
 from tests.orchestrator.campaigns import (
     count,
@@ -37,102 +32,9 @@ from tests.orchestrator.campaigns import (
     save_tiny_policy,
     tiny_campaign,
 )
-from tests.ray_cluster import _free_port
 
-BIN = Path(sys.executable).parent
 CAMPAIGN = "composed"
 TOKEN = "a-token"
-
-
-@dataclass
-class Stack:
-    """The services as `docker-compose config` resolved them, their container paths and
-    the compose network's names mapped onto this machine."""
-
-    root: Path
-    database_url: str
-    services: dict
-    head_port: int = field(default_factory=_free_port)
-    dashboard_port: int = field(default_factory=_free_port)
-    api_port: int = field(default_factory=_free_port)
-    processes: list[subprocess.Popen] = field(default_factory=list)
-
-    def argv(self, command: list[str]) -> list[str]:
-        """The command, the head's name and port mapped onto this machine."""
-        mapped = [
-            word.replace("ray-head:6379", f"127.0.0.1:{self.head_port}")
-            .replace("127.0.0.1:6379", f"127.0.0.1:{self.head_port}")
-            .replace("--port=6379", f"--port={self.head_port}")
-            for word in command
-        ]
-        if mapped[0] in ("ray", "cutloop"):
-            mapped[0] = str(BIN / mapped[0])
-        if "--head" in mapped:  # its dashboard on a free port, not the machine's 8265
-            mapped.append(f"--dashboard-port={self.dashboard_port}")
-        return mapped
-
-    def env(self, service: str, **extra: str) -> dict[str, str]:
-        """The image's ENV and the service's environment, container paths and service
-        names mapped; a Ray temp dir of the node's own (RAY_TMPDIR)."""
-        node = self.root / service
-        temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths
-        values = {**image_env(), **self.services[service].get("environment", {}), **extra}
-        mapped = {}
-        for key, value in values.items():
-            value = str(value).replace("/var/lib/cutloop-node", str(node / "node-home"))
-            value = value.replace("/var/lib/cutloop", str(node / "home"))
-            value = value.replace("ray-head:6379", f"127.0.0.1:{self.head_port}")
-            mapped[key] = value
-        if "CUTLOOP_DATABASE_URL" in mapped:
-            mapped["CUTLOOP_DATABASE_URL"] = self.database_url
-        path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
-        return {**os.environ, **mapped, "PATH": path, "RAY_TMPDIR": temp_dir}
-
-    def log(self, service: str) -> Path:
-        return self.root / f"{service}.log"
-
-    def start(self, service: str, args: list[str] = (), **extra: str):
-        command = self.argv(words(self.services[service]["command"]))
-        process = subprocess.Popen(
-            [*command, *args], env=self.env(service, **extra), cwd=ROOT,
-            stdout=self.log(service).open("a"), stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        self.processes.append(process)
-        return process
-
-    def healthcheck(self, service: str) -> bool:
-        test = self.argv(self.services[service]["healthcheck"]["test"][1:])
-        return subprocess.run(test, capture_output=True, timeout=60).returncode == 0
-
-    def stop(self, process: subprocess.Popen) -> None:
-        """What `docker kill` does to a container: the process and everything it started
-        (Ray's daemons leave its process group, not its session)."""
-        doomed = [p for p in psutil.process_iter() if _session_of(p) == process.pid]
-        for member in doomed:
-            with suppress(psutil.Error):
-                member.kill()
-        psutil.wait_procs(doomed, timeout=30)
-        process.wait(timeout=30)
-
-
-def _session_of(process: psutil.Process) -> int | None:
-    try:
-        return os.getsid(process.pid)
-    except OSError:
-        return None
-
-
-@contextmanager
-def stack(root: Path, database_url: str, campaign_file: Path) -> Iterator[Stack]:
-    settings = {"CUTLOOP_API_TOKEN": TOKEN, "CAMPAIGN_CONFIG": str(campaign_file)}
-    resolved = docker_compose_config(settings, root / "empty.env")
-    assert resolved.returncode == 0, resolved.stderr
-    running = Stack(root, database_url, yaml.safe_load(resolved.stdout)["services"])
-    try:
-        yield running
-    finally:
-        for process in running.processes:
-            running.stop(process)
 
 
 def _api(stack: Stack, path: str) -> dict | None:
@@ -167,7 +69,8 @@ def test_the_stack_launches_resumes_and_never_repeats_its_campaign(tmp_path, dat
     policy = save_tiny_policy(tmp_path / "policy")
     marker = tmp_path / "failpoint"
     campaign_file = tmp_path / "campaign.yaml"
-    with FakeOpenAI() as judge, stack(tmp_path, database, campaign_file) as running:
+    settings = {"CUTLOOP_API_TOKEN": TOKEN, "CAMPAIGN_CONFIG": str(campaign_file)}
+    with FakeOpenAI() as judge, stack(tmp_path, database, settings) as running:
         config = tiny_campaign(CAMPAIGN, policy, judge=openai_judge(judge.base_url))
         campaign_file.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
 
