@@ -46,8 +46,10 @@ class Stack:
         ]
         if mapped[0] in ("ray", "cutloop"):
             mapped[0] = str(BIN / mapped[0])
-        if "--head" in mapped:  # its dashboard on a free port, not the machine's 8265
-            mapped.append(f"--dashboard-port={self.dashboard_port}")
+        if "--head" in mapped:  # its dashboard and job agent on free ports: another Ray on
+            # this machine (the test session's) holds the defaults, 8265 and 52365
+            mapped += [f"--dashboard-port={self.dashboard_port}",
+                       f"--dashboard-agent-listen-port={_free_port()}"]  # fmt: skip
         return mapped
 
     def env(self, service: str, **extra: str) -> dict[str, str]:

@@ -119,11 +119,15 @@ def _submit_job(running: Stack, tmp_path: Path, policy: Path, judge_url: str):
     campaign_file.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
     job_env = {"CUTLOOP_HOME": str(tmp_path / "job-home"),
                "CUTLOOP_DATABASE_URL": f"sqlite:///{tmp_path / 'job.db'}"}  # fmt: skip
-    return subprocess.run(
-        [str(BIN / "ray"), "job", "submit", "--address",
-         f"http://127.0.0.1:{running.dashboard_port}",
-         "--runtime-env-json", json.dumps({"env_vars": job_env}),
-         "--", str(BIN / "cutloop"), "run", str(campaign_file)],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
-    )  # fmt: skip
+    command = [str(BIN / "ray"), "job", "submit", "--address",
+               f"http://127.0.0.1:{running.dashboard_port}",
+               "--runtime-env-json", json.dumps({"env_vars": job_env}),
+               "--", str(BIN / "cutloop"), "run", str(campaign_file)]  # fmt: skip
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+
+    def accepted():
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+        # the head's job agent registers after the head is up: Ray says to try again
+        return None if "No available agent" in done.stderr else done
+
+    return wait_until(accepted, "the job server accepting the job", 120)
