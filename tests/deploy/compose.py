@@ -59,16 +59,17 @@ def image_env() -> dict[str, str]:
 
 
 def docker_compose_config(
-    env: dict[str, str], empty_env_file: Path, *args: str
+    env: dict[str, str], env_file: Path, *args: str
 ) -> subprocess.CompletedProcess:
     """Debian's `docker-compose config`: the file validated and interpolated with `env`
-    alone (nothing from a developer's own environment or .env)."""
+    and `env_file` (created empty when missing) alone — nothing from a developer's own
+    environment or .env."""
     tool = shutil.which("docker-compose")
     assert tool, "Debian's docker-compose is missing: `make test` installs it (apt-get)"
-    empty_env_file.touch()
+    env_file.touch()
     text = COMPOSE_FILE.read_text()
     outside = {k: v for k, v in os.environ.items() if k not in text}
     return subprocess.run(
-        [tool, "--env-file", str(empty_env_file), "-f", str(COMPOSE_FILE), *args, "config"],
+        [tool, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), *args, "config"],
         env={**outside, **env}, capture_output=True, text=True, timeout=60,
     )  # fmt: skip

@@ -40,18 +40,30 @@ IMAGE_SKIPS = [".venv/bin/python", ".git/HEAD", "tests/conftest.py", ".env"]
 
 def test_docker_compose_accepts_the_file_for_each_profile(tmp_path):
     token = {"CUTLOOP_API_TOKEN": "a-token"}
-    for profile in ([], ["--profile", "gpu"]):
-        resolved = docker_compose_config(token, tmp_path / "empty.env", *profile)
+    for profile in ("cpu", "gpu"):
+        resolved = docker_compose_config(token, tmp_path / "empty.env", "--profile", profile)
         assert resolved.returncode == 0, resolved.stderr
         # docker-compose 1.29 lists every service: `up` starts those of no or active profiles
         resolved_services = yaml.safe_load(resolved.stdout)["services"]
         profiles = {name: s.get("profiles") for name, s in resolved_services.items()}
         assert profiles == {"postgres": None, "ray-head": None, "orchestrator": None,
-                            "worker": None, "gpu-worker": ["gpu"]}  # fmt: skip
+                            "worker": ["cpu"], "gpu-worker": ["gpu"]}  # fmt: skip
         orchestrator = resolved_services["orchestrator"]
         assert orchestrator["environment"]["CUTLOOP_API_TOKEN"] == "a-token"
     refused = docker_compose_config({}, tmp_path / "empty.env")
     assert refused.returncode != 0 and "set CUTLOOP_API_TOKEN in .env" in refused.stderr
+
+
+def test_the_example_settings_run_the_cpu_demo(tmp_path):
+    example = (ROOT / ".env.example").read_text()
+    assert re.search(r"^COMPOSE_PROFILES=cpu$", example, re.MULTILINE)
+    assert re.search(r"^CAMPAIGN_CONFIG=campaigns/demo-cpu.yaml$", example, re.MULTILINE)
+    settings = tmp_path / ".env"
+    settings.write_text(example.replace("CUTLOOP_API_TOKEN=\n", "CUTLOOP_API_TOKEN=a-token\n"))
+    resolved = docker_compose_config({}, settings)
+    assert resolved.returncode == 0, resolved.stderr
+    orchestrator = yaml.safe_load(resolved.stdout)["services"]["orchestrator"]
+    assert orchestrator["environment"]["CAMPAIGN_CONFIG"] == "campaigns/demo-cpu.yaml"
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:
