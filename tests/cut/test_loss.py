@@ -68,13 +68,18 @@ def test_unlikelihood_term_is_clamped_when_p_is_one():
     assert out.unlikelihood_sum == pytest.approx(-math.log(1e-5))
 
 
-def test_gradient_does_not_flow_through_the_ratio_test():
+@pytest.mark.parametrize("gamma", [None, 0.5])
+def test_gradient_does_not_flow_through_the_ratio_test(gamma):
+    """With γ on, the unlikelihood weight p_al^γ reads the paired Align-N token's
+    probability: detached, the Align tokens still get exactly the MLE gradient."""
     _, logp, targets = toy_batch()
-    cut_loss(logp, targets, LossWeights(lam=1.1), normalizer=7).loss.backward()
+    out = cut_loss(logp, targets, LossWeights(lam=1.1, gamma=gamma), normalizer=7)
+    out.loss.backward()
     # Align tokens get exactly the MLE gradient -1/normaliser: nothing from the Misalign ratio
     assert logp.grad[:4].tolist() == pytest.approx([-1 / 7] * 4)
-    # flagged Misalign token 1 (p=0.1): d/dlogp of -log(1-p) = p/(1-p), pushes p down
-    assert float(logp.grad[4]) == pytest.approx((0.1 / 0.9) / 7)
+    # flagged Misalign token 1 (p=0.1, paired p_al=0.6): d/dlogp of -w·log(1-p) = w·p/(1-p)
+    weight = 0.6**gamma if gamma else 1.0
+    assert float(logp.grad[4]) == pytest.approx(weight * (0.1 / 0.9) / 7)
     assert float(logp.grad[5]) == pytest.approx(-1 / 7)  # kept token: plain MLE
 
 
