@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from judge import rules as r
@@ -93,7 +95,16 @@ def test_checker_passes_good_and_explains_bad(constraint, good, bad, words):
     assert judgment is not None and judgment.startswith(("The ",)) and judgment.endswith(".")
     for word in words:
         assert word in judgment, judgment
-    assert constraint.describe()
+    # the instruction sentence states the constraint's own settings (N, keywords, phrase);
+    # RepeatRequest's setting is the request itself, which its sentence calls "the request"
+    description = constraint.describe()
+    assert description[0].isupper() and description.endswith((".", '"')), description
+    for field in dataclasses.fields(constraint):
+        if field.name == "request":
+            continue
+        value = getattr(constraint, field.name)
+        for setting in value if isinstance(value, tuple) else (value,):
+            assert str(setting) in description, (field.name, setting, description)
 
 
 def test_every_constraint_type_is_tested_and_there_are_at_least_20():
