@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from select import select as wait_readable
 
 import pytest
 from sqlalchemy import func, select
@@ -16,7 +17,6 @@ from tests.store.factories import campaign_with_round
 ROOT = Path(__file__).parents[2]
 
 
-@pytest.mark.timeout(120)  # the readline below waits on the writer
 def test_a_writer_killed_mid_transaction_leaves_no_stage_complete(sessions, db_url):
     with sessions.begin() as s:
         _, round_, _ = campaign_with_round(s, n_prompts=50)
@@ -25,6 +25,8 @@ def test_a_writer_killed_mid_transaction_leaves_no_stage_complete(sessions, db_u
         [sys.executable, "-m", "tests.store.writer_process", db_url, str(round_.id)],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
+    ready, _, _ = wait_readable([writer.stdout], [], [], 60)  # a deadline on the writer
+    assert ready, "the writer did not report its flush within 60 s"
     assert writer.stdout.readline().strip() == "flushed"  # rows are in the database, uncommitted
     writer.send_signal(signal.SIGKILL)
     assert writer.wait(timeout=60) == -signal.SIGKILL
