@@ -95,3 +95,14 @@ def served_on_a_port(app: FastAPI, deadline_s: float = 30.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=deadline_s)
+
+
+@pytest.fixture
+def launch_settings(store_env, db_url) -> ApiSettings:
+    """Settings of a server over the test's own store (test_launch, test_autolaunch)."""
+    return ApiSettings(database_url=db_url, home=str(store_env), poll_s=0.2)
+
+
+@pytest.fixture
+def policy(tmp_path):
+    return save_tiny_policy(tmp_path / "policy")

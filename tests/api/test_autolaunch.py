@@ -19,25 +19,14 @@ from sqlalchemy import update
 
 from api.app import create_app
 from api.autolaunch import Verdict, decide, store_campaign
-from api.state import ApiSettings
 from orchestrator.launcher import find_driver
 from store.campaigns import campaign_by_name
 from store.errors import StoreError
 from store.models import Campaign, CampaignStatus, Round, utcnow
 from tests.api.test_launch import follow, round_holder, stored_counts, wait_until
-from tests.orchestrator.campaigns import save_tiny_policy, tiny_campaign
+from tests.orchestrator.campaigns import tiny_campaign
 
 CUTLOOP = str(Path(sys.executable).with_name("cutloop"))
-
-
-@pytest.fixture
-def policy(tmp_path):
-    return save_tiny_policy(tmp_path / "policy")
-
-
-@pytest.fixture
-def settings(store_env, db_url) -> ApiSettings:
-    return ApiSettings(database_url=db_url, home=str(store_env), poll_s=0.2)
 
 
 def _set(sessions, name: str, **values) -> None:
@@ -100,10 +89,10 @@ def test_another_campaign_under_the_name_is_refused(store_env, sessions, policy)
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_server_launches_its_campaign_and_resumes_it_when_its_driver_dies(
-    settings, policy, db_url
+    launch_settings, policy, db_url
 ):
     config = tiny_campaign("served", policy, rounds=2)
-    with TestClient(create_app(settings.model_copy(update={"launch": config}))) as client:
+    with TestClient(create_app(launch_settings.model_copy(update={"launch": config}))) as client:
         wait_until(lambda: round_holder(db_url), "the launched campaign running")
         wait_until(lambda: client.get("/api/v1/campaigns/served/rounds/1").status_code == 200,
                    "round 1 started")  # fmt: skip
@@ -117,7 +106,7 @@ def test_a_server_launches_its_campaign_and_resumes_it_when_its_driver_dies(
     # nothing generated or trained twice
     assert stored_counts(db_url) == {0: (0, 0), 1: (6, 1), 2: (6, 1)}
     # a restarted server finds it done and leaves it
-    with TestClient(create_app(settings.model_copy(update={"launch": config}))) as client:
+    with TestClient(create_app(launch_settings.model_copy(update={"launch": config}))) as client:
         assert client.get("/api/v1/campaigns/served").json()["status"] == "done"
     assert stored_counts(db_url) == {0: (0, 0), 1: (6, 1), 2: (6, 1)}
 

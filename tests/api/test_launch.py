@@ -16,26 +16,15 @@ from rich.console import Console
 from sqlalchemy import func, select
 
 from api.app import create_app
-from api.state import ApiSettings
 from cut.memory import GB
 from orchestrator.campaign_run import run_campaign, show_status
 from orchestrator.driver import runner_is_gone
 from orchestrator.launcher import find_driver
 from store.engine import make_engine, session_factory
 from store.models import Generation, Round, Stage, TrainingRun
-from tests.orchestrator.campaigns import save_tiny_policy, tiny_campaign
+from tests.orchestrator.campaigns import tiny_campaign
 
 DEADLINE_S = 300
-
-
-@pytest.fixture
-def settings(store_env, db_url) -> ApiSettings:
-    return ApiSettings(database_url=db_url, home=str(store_env), poll_s=0.2)
-
-
-@pytest.fixture
-def policy(tmp_path):
-    return save_tiny_policy(tmp_path / "policy")
 
 
 def config_of(name: str, policy, **changes) -> dict:
@@ -93,9 +82,9 @@ def round_holder(db_url: str) -> str | None:
 
 
 def test_a_launched_campaign_is_followed_to_its_end_through_the_event_stream(
-    settings, policy, db_url
+    launch_settings, policy, db_url
 ):
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(launch_settings)) as client:
         client.post("/api/v1/campaigns", json=config_of("live", policy, rounds=2))
         launched = client.post("/api/v1/campaigns/live/launch")
         assert launched.status_code == 202 and launched.json()["status"] in ("queued", "running")
@@ -123,9 +112,9 @@ def test_a_launched_campaign_is_followed_to_its_end_through_the_event_stream(
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_server_restart_leaves_a_campaign_running_and_a_dead_driver_is_resumed(
-    settings, policy, db_url
+    launch_settings, policy, db_url
 ):
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(launch_settings)) as client:
         client.post("/api/v1/campaigns", json=config_of("durable", policy, rounds=2))
         assert client.post("/api/v1/campaigns/durable/launch").status_code == 202
         wait_until(lambda: client.get("/api/v1/campaigns/durable").json()["status"] == "running",
@@ -133,7 +122,7 @@ def test_a_server_restart_leaves_a_campaign_running_and_a_dead_driver_is_resumed
     # the server is gone; the detached driver is not
     driver = find_driver("durable")
     assert driver is not None
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(launch_settings)) as client:
         assert client.get("/api/v1/campaigns/durable").json()["status"] == "running"
         assert client.post("/api/v1/campaigns/durable/launch").status_code == 409
         wait_until(lambda: client.get("/api/v1/campaigns/durable/rounds/1").status_code == 200,
@@ -151,10 +140,10 @@ def test_a_server_restart_leaves_a_campaign_running_and_a_dead_driver_is_resumed
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_a_campaign_without_room_beside_a_running_one_waits_in_the_queue(settings, policy):
+def test_a_campaign_without_room_beside_a_running_one_waits_in_the_queue(launch_settings, policy):
     room_gb = ray.cluster_resources()["memory"] / GB
     big = {"trainer": {"memory_gb": round(room_gb * 0.6, 1)}, "rounds": 0}
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(launch_settings)) as client:
         for name in ("first", "second"):
             client.post("/api/v1/campaigns", json=config_of(name, policy, **big))
             assert client.post(f"/api/v1/campaigns/{name}/launch").status_code == 202
@@ -173,10 +162,12 @@ def test_a_campaign_without_room_beside_a_running_one_waits_in_the_queue(setting
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_a_launched_campaign_that_cannot_start_fails_with_the_reason(settings, policy, tmp_path):
+def test_a_launched_campaign_that_cannot_start_fails_with_the_reason(
+    launch_settings, policy, tmp_path
+):
     missing = tmp_path / "no-such-instructions.jsonl"
     config = config_of("unstartable", policy, instructions={"kind": "file", "path": str(missing)})
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(launch_settings)) as client:
         client.post("/api/v1/campaigns", json=config)
         assert client.post("/api/v1/campaigns/unstartable/launch").status_code == 202
         end = list(follow(client, "unstartable"))[-1][1]
