@@ -92,29 +92,33 @@ def _if_it_fits(config: CampaignConfig, reason: str, rounds: int) -> Decision:
     return Decision(Verdict.QUEUE, reason, rounds)
 
 
+def _say(line: str) -> None:
+    stderr_console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def launch_on_start(state: ApiState, config: CampaignConfig) -> None:
-    """Queue the server's campaign whenever it should run and nothing runs it, until the
-    store records it as decided; look every poll_s seconds, saying what it does whenever
-    that changes. Runs in a thread for the server's life."""
+    """Store the server's campaign, then queue it whenever it should run and nothing runs
+    it, until the store records it as decided; look every poll_s seconds, saying what it
+    does whenever that changes. Runs in a thread for the server's life."""
+    try:
+        store_campaign(state.sessions, config)
+    except StoreError as error:
+        _say(f"error: {error}")
+        return
     said = ""
     while not state.stop.is_set():
         try:
-            store_campaign(state.sessions, config)
             with state.sessions.begin() as session:
                 decision = decide(session, config)
                 if decision.verdict == Verdict.QUEUE:
                     found = campaign_by_name(session, config.name)
                     assert found is not None
                     queue_campaign(session, found, decision.rounds)
-        except StoreError as error:
-            stderr_console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
-            return
         except Exception:
             logger.exception("could not launch campaign %s; trying again", config.name)
             decision = Decision(Verdict.WAIT, "the store or the cluster failed (logged)")
         if decision.reason != said:
-            message = f"campaign {config.name}: {decision.reason}"
-            stderr_console.print(message, markup=False, highlight=False, soft_wrap=True)
+            _say(f"campaign {config.name}: {decision.reason}")
             said = decision.reason
         if decision.verdict == Verdict.LEAVE:
             return
