@@ -1,5 +1,6 @@
 """Checkpoints: merged HF directories that transformers and vLLM load, and resumable
-training states (trainable weights + optimizer + scheduler + step + RNG).
+training states (trainable weights + optimizer + scheduler + step + RNG + the flagged
+tokens reported so far).
 
 Every directory carries `cutloop.json` with the resolved config and the step, so a
 checkpoint can be audited and a run resumed with the same settings.
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +20,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from cut.config import CUTConfig
+from cut.reports import FlaggedTokens
 
 METADATA_FILE = "cutloop.json"
 TRAINABLE_FILE = "trainable.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
+FLAGGED_FILE = "flagged.json"
 
 
 def _write_metadata(directory: Path, config: CUTConfig, step: int, extra: dict[str, Any]) -> None:
@@ -65,7 +70,10 @@ def save_training_state(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     config: CUTConfig,
     step: int,
+    flagged: Mapping[int, FlaggedTokens],
 ) -> Path:
+    """`flagged`: the reports of the steps done, by example index; a resumed run starts
+    from them, so its report covers the steps before the state too."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     trainable = {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
@@ -79,6 +87,7 @@ def save_training_state(
         },
         out / OPTIMIZER_FILE,
     )
+    (out / FLAGGED_FILE).write_text(json.dumps([asdict(report) for report in flagged.values()]))
     _write_metadata(out, config, step, {})
     return out
 
@@ -89,8 +98,9 @@ def load_training_state(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     config: CUTConfig,
-) -> int:
-    """Restore a state saved by `save_training_state`; returns the steps already done.
+) -> tuple[int, dict[int, FlaggedTokens]]:
+    """Restore a state saved by `save_training_state`; returns the steps already done and
+    their flagged-token reports.
 
     Refuses a state written with a different config, since the step plan (shuffling,
     batch cuts, schedule) would not line up."""
@@ -114,4 +124,5 @@ def load_training_state(
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])
     random.setstate(state["python_rng"])
-    return int(metadata["step"])
+    reports = [FlaggedTokens(**r) for r in json.loads((src / FLAGGED_FILE).read_text())]
+    return int(metadata["step"]), {report.example_index: report for report in reports}

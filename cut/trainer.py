@@ -204,7 +204,7 @@ def train_cut(
     if resume:
         if state_dir is None:
             raise ValueError("resume=True needs state_dir")
-        done = load_training_state(state_dir, model, optimizer, scheduler, config)
+        done, result.flagged = load_training_state(state_dir, model, optimizer, scheduler, config)
         logger.info("resumed at step %d of %d", done, len(steps))
 
     for index in range(done, len(steps)):
@@ -247,5 +247,7 @@ def train_cut(
             callback(metrics)
         every = config.save_state_every
         if state_dir is not None and every and (index + 1) % every == 0:
-            save_training_state(state_dir, model, optimizer, scheduler, config, index + 1)
+            save_training_state(
+                state_dir, model, optimizer, scheduler, config, index + 1, result.flagged
+            )
     return model, result

@@ -8,9 +8,9 @@ prunes them.
 
 A round restarted after a crash continues from its last saved training state, if the
 campaign saves one (`cut.save_state_every`), else from the round's start; the per-step
-metrics of the steps before the saved state are kept in `steps.jsonl` beside it, so the
-round's record is whole either way. Run it with `max_concurrency=2`, so `progress` can
-answer while `train` runs.
+metrics of the steps before the saved state are kept in `steps.jsonl` beside it and
+their flagged tokens in the state itself, so the round's record is whole either way.
+Run it with `max_concurrency=2`, so `progress` can answer while `train` runs.
 """
 
 from __future__ import annotations

@@ -270,11 +270,13 @@ def test_saved_checkpoint_reloads_with_identical_logits(tokenizer, tmp_path, fin
 
 
 def test_resume_from_saved_state_matches_an_uninterrupted_run(tokenizer, tmp_path):
+    # lambda 1: the random model flags about half the tokens, so flags are compared
     config = CUTConfig(
-        finetuning="full", batch_size=2, micro_batch_size=2, save_state_every=1, **FP32
-    )
+        finetuning="full", batch_size=2, micro_batch_size=2, save_state_every=1,
+        **{"lambda": 1.0}, **FP32,
+    )  # fmt: skip
     data = NEGATIVES + POSITIVES + NEGATIVES  # 10 examples: 5 steps
-    straight, _ = train_cut(tiny_model(tokenizer), tokenizer, data, config)
+    straight, straight_result = train_cut(tiny_model(tokenizer), tokenizer, data, config)
 
     class Crash(Exception):
         pass
@@ -298,6 +300,16 @@ def test_resume_from_saved_state_matches_an_uninterrupted_run(tokenizer, tmp_pat
     assert [m.step for m in result.steps] == [3, 4, 5]
     for (name, a), b in zip(straight.named_parameters(), resumed.parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
+    # the report covers steps 1-2 too (from the state), each example's latest flags
+    assert sorted(result.flagged) == sorted(straight_result.flagged) == [0, 1, 2, 3, 6, 7, 8, 9]
+    assert sum(len(r.positions) for r in straight_result.flagged.values()) > 0
+    for index, report in straight_result.flagged.items():
+        resumed_report = result.flagged[index]
+        assert (resumed_report.positions, resumed_report.token_ids) == (
+            report.positions,
+            report.token_ids,
+        ), index
+        torch.testing.assert_close(resumed_report.ratios, report.ratios, rtol=1e-5, atol=0)
 
 
 def test_resume_refuses_a_state_saved_with_other_settings(tokenizer, tmp_path):

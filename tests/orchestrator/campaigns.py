@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cut.examples import Polarity
 from orchestrator.config import CampaignConfig
+from store.models import FlaggedTokens, Generation, Judgment, JudgmentStatus, TrainingRun
 from tests.conftest import char_tokenizer, tiny_llama
 
 
@@ -69,3 +71,33 @@ def count(session: Session, model, *where) -> int:
 def judge_calls(server) -> int:
     """Judgment requests the server answered (AlpacaEval ranking prompts excluded)."""
     return sum("leaderboard" not in r.content for r in server.requests)
+
+
+def flagged_token_count(session: Session) -> int:
+    """Checks every training run stored one flagged-token row per negative answer it
+    trained on, and that each row's tokens are its own answer's tokens at its positions
+    (the character tokenizer: one token per character, then EOS) — a row filed under
+    another answer would not match. Returns the flagged tokens in all."""
+    tokenizer = char_tokenizer(chat=True)
+    total = 0
+    for run in session.scalars(select(TrainingRun)):
+        trained = run.hyperparameters["generation_ids"]
+        negative = session.scalars(
+            select(Judgment.generation_id).where(
+                Judgment.generation_id.in_(trained),
+                Judgment.judge_name == run.hyperparameters["judge"],
+                Judgment.status == JudgmentStatus.OK,
+                Judgment.polarity == Polarity.NEGATIVE,
+            )
+        ).all()
+        rows = session.scalars(
+            select(FlaggedTokens).where(FlaggedTokens.training_run_id == run.id)
+        ).all()
+        assert len(negative) == run.hyperparameters["negative"] > 0, run.round_id
+        assert sorted(r.generation_id for r in rows) == sorted(negative), run.round_id
+        for row in rows:
+            text = session.get_one(Generation, row.generation_id).text
+            ids = [*tokenizer.convert_tokens_to_ids(list(text)), tokenizer.eos_token_id]
+            assert row.token_ids == [ids[p] for p in row.positions], row.generation_id
+            total += len(row.positions)
+    return total

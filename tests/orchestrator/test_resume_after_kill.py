@@ -33,6 +33,7 @@ from store.models import (
 from tests.judge.fake_openai import FakeOpenAI
 from tests.orchestrator.campaigns import (
     count,
+    flagged_token_count,
     judge_calls,
     openai_judge,
     save_tiny_policy,
@@ -106,7 +107,7 @@ def test_a_run_killed_in_every_stage_resumes_from_the_store(db_url, sessions, tm
             policy,
             rounds=1,
             judge=openai_judge(server.base_url),
-            cut={"save_state_every": 1},
+            cut={"save_state_every": 1, "lambda": 1.0},  # flags about half the tokens
             evaluation={"eval_set": "file", "path": str(eval_set), "annotator": "alpaca_eval_gpt4",
                         "endpoint": {"base_url": server.base_url, "api_key_env": "NO_KEY"}},
         )  # fmt: skip
@@ -149,6 +150,8 @@ def test_a_run_killed_in_every_stage_resumes_from_the_store(db_url, sessions, tm
         assert count(s, Judgment, Judgment.status == JudgmentStatus.OK) == 6
         assert count(s, Judgment) == 6
         assert list(s.scalars(select(TrainingStep.step).order_by(TrainingStep.step))) == [1, 2, 3]
+        # killed after training: the rerun trains no step, its flags come from the state
+        assert flagged_token_count(s) > 0
         assert [c.version for c in s.scalars(select(Checkpoint))] == [1]
         assert [r.n for r in s.scalars(select(EvalRun).order_by(EvalRun.id))] == [5, 5]
         assert count(s, EvalItem) == 10
