@@ -5,6 +5,7 @@ against round 0 on them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 
 from sqlalchemy.orm import Session
@@ -92,6 +93,17 @@ def _length_controlled(
             "lc_glm": score.glm, "lc_missing": score.missing}  # fmt: skip
 
 
+def verdicts(
+    pairs: list[PairwiseItem], annotate: Callable[[list[PairwiseItem]], list[PairwiseResult]]
+) -> list[PairwiseResult]:
+    """Each pair's verdict, in the pairs' order: identical outputs tie without a call
+    (round 0 against itself, answers a round left unchanged); the others go to
+    `annotate` together."""
+    differing = [p for p in pairs if p.output_1 != p.output_2]
+    decided = iter(annotate(differing) if differing else [])
+    return [PairwiseResult(TIE) if p.output_1 == p.output_2 else next(decided) for p in pairs]
+
+
 def evaluate(context: RoundContext, round_id: int, index: int) -> None:
     """The policy answers greedily; the annotator compares each answer with the
     reference (the eval set's own, else the round-0 policy's answer: then round 0 is a
@@ -131,15 +143,7 @@ def evaluate(context: RoundContext, round_id: int, index: int) -> None:
             output = samples[0].text
             reference = item.reference or references.get(sha256_text(item.instruction), output)
             pairs.append(PairwiseItem(item.instruction, reference, output))
-        to_annotate = [p for p in pairs if p.output_1 != p.output_2]
-        decided = iter(
-            context.work(Stage.EVALUATE, lambda a=to_annotate: annotator.annotate(a))
-            if to_annotate
-            else []
-        )
-        results = [
-            PairwiseResult(TIE) if p.output_1 == p.output_2 else next(decided) for p in pairs
-        ]
+        results = context.work(Stage.EVALUATE, lambda p=pairs: verdicts(p, annotator.annotate))
         failpoint("evaluate")  # annotations paid for, none of this batch stored
         rows = [
             {

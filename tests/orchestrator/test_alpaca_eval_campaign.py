@@ -74,6 +74,7 @@ def test_stored_scores_are_alpaca_evals_on_the_stored_annotations(
         assert annotation_calls(server) == paid  # a done campaign pays nothing more
 
     metrics = alpaca_eval().metrics
+    records = json.loads(eval_set.read_text())
     with sessions() as s:
         campaign = s.scalars(select(Campaign)).one()
         assert campaign.eval_set_sha256 == eval_set_sha256(read_eval_set(eval_set))
@@ -85,9 +86,21 @@ def test_stored_scores_are_alpaca_evals_on_the_stored_annotations(
             assert items[1].dataset == "helpful_base"
             preferences = [i.preference for i in items]
             failed = [i for i in items if i.preference is None]
-            assert len(failed) == FAILING and (run.n, run.failed) == (8 - FAILING, FAILING)
+            assert [i.position for i in failed] == list(range(8 - FAILING, 8))
+            assert (run.n, run.failed) == (8 - FAILING, FAILING)
             assert all("InternalServerError" in i.annotation_error for i in failed)
             assert {i.preference for i in items} - {None} <= {1.3, 1.7, 1.2, 1.8}
+            # each item against its own reference, with its own verdict: the test server
+            # prefers the longer output
+            for item, record in zip(items, records, strict=True):
+                assert (item.instruction, item.reference_output) == (
+                    record["instruction"],
+                    record["output"],
+                )
+                if item.preference is not None and len(item.output) != len(record["output"]):
+                    policy_won = len(item.output) > len(record["output"])
+                    assert (item.preference > 1.5) == policy_won, item.position
+            assert len({i.preference > 1.5 for i in items if i.preference is not None}) == 2
             theirs = metrics.get_winrate([{"preference": p} for p in preferences])
             assert run.win_rate == pytest.approx(theirs["win_rate"])
             assert run.standard_error == pytest.approx(theirs["standard_error"])

@@ -2,7 +2,11 @@ import math
 
 import pytest
 
-from orchestrator.evaluation import mcnemar, truncated_percent, win_rate
+from judge.alpaca_eval_annotator import AlpacaEvalAnnotator, AlpacaEvalEndpoint
+from judge.pairwise import PairwiseItem, PairwiseResult
+from orchestrator.evaluate_round import verdicts
+from orchestrator.evaluation import TIE, mcnemar, truncated_percent, win_rate
+from tests.judge.fake_openai import FakeOpenAI
 
 
 def test_win_rate_counts_ties_half_and_leaves_failures_out():
@@ -77,3 +81,23 @@ def test_win_rates_are_alpaca_evals_own_on_weighted_preferences():
     assert score.standard_error == pytest.approx(theirs["standard_error"])
     assert score.discrete_win_rate == pytest.approx(theirs["discrete_win_rate"])
     assert (score.n, score.ties, score.failed) == (theirs["n_total"], theirs["n_draws"], 1)
+
+
+def test_identical_answers_tie_without_a_call_and_each_verdict_lands_on_its_pair():
+    pairs = [
+        PairwiseItem("Say hi.", "hello", "hello"),
+        PairwiseItem("Write a haiku.", "a reference answer", "a policy answer [[best]]"),
+        PairwiseItem("Say bye.", "bye", "bye"),
+        PairwiseItem("Name a colour.", "a reference answer [[best]]", "a policy answer"),
+        PairwiseItem("Count to three.", "a much longer reference answer", "short"),
+    ]
+    with FakeOpenAI() as server:
+        endpoint = AlpacaEvalEndpoint(base_url=server.base_url, api_key_env="NO_KEY")
+        annotator = AlpacaEvalAnnotator("weighted_alpaca_eval_gpt4_turbo", endpoint)
+        results = verdicts(pairs, annotator.annotate)
+        sent = [r.content for r in server.requests]
+    assert [r.preference for r in results] == pytest.approx([TIE, 1.8, TIE, 1.2, 1.3])
+    assert len(sent) == 3 and not any("Say hi." in c or "Say bye." in c for c in sent)
+    with FakeOpenAI() as server:  # nothing to decide: no call at all
+        assert verdicts(pairs[0:1], annotator.annotate) == [PairwiseResult(TIE)]
+        assert server.requests == []
