@@ -75,6 +75,12 @@ def build(context: RoundContext, round_id: int, index: int) -> None:
         judged = ok_judgments(session, rounds, name)
         usable = select_answers(judged, context.config.selection)
         negative = sum(j.polarity == Polarity.NEGATIVE for _, j, _ in usable)
+        left_out = len(judged) - len(usable)
+        truncated = (
+            0
+            if context.config.selection.train_on_truncated
+            else sum(g.finish_reason == "length" for g, _, _ in judged)
+        )
         cut_config = round_cut_config(context.config, index)
         check_training_fits(
             context.policy,
@@ -82,7 +88,13 @@ def build(context: RoundContext, round_id: int, index: int) -> None:
             [g.id for g, _, _ in usable],
             cut_config,
             None if context.workers.plan.gpus else context.config.trainer.memory_gb,
-            f"{len(judged) - len(usable)} left out by the selection settings",
+            f"{left_out} left out by the selection settings"
+            + (
+                f", {truncated} of them cut off at max_new_tokens "
+                "(selection.train_on_truncated is off)"
+                if truncated
+                else ""
+            ),
         )
         start_training_run(
             session,
@@ -94,7 +106,8 @@ def build(context: RoundContext, round_id: int, index: int) -> None:
                 "generation_ids": [g.id for g, _, _ in usable],
                 "negative": negative,
                 "positive": len(usable) - negative,
-                "left_out": len(judged) - len(usable),
+                "left_out": left_out,
+                "truncated_left_out": truncated,
             },
         )
         failpoint("build")

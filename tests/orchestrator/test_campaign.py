@@ -309,3 +309,41 @@ def test_checkpoint_retention_keeps_the_last_and_the_best_on_the_trainers_node(
     best = max((1, 2), key=lambda v: scores[v])  # round 3 is not evaluated when v3 publishes
     left = {p.name for p in (store_env / "campaigns" / "pruned" / "checkpoints").iterdir()}
     assert left == {"v3", f"v{best}"}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # selection reads no SQL
+def test_answers_cut_off_at_max_new_tokens_are_left_out_of_training_unless_asked_for(
+    store_env, sessions, policy
+):
+    # 40 new tokens: the random policy stops early in some answers, not all
+    sampling = {"sampling": {"max_new_tokens": 40, "seed": 0}}
+    config = tiny_campaign(
+        "complete-only", policy, rounds=1, selection={"train_on_truncated": False},
+        generator=sampling,
+    )  # fmt: skip
+    outcome = run_campaign(config)
+    assert outcome.status == CampaignStatus.DONE, outcome.error
+    with sessions() as s:
+        finished = {g.id: g.finish_reason for g in s.scalars(select(Generation))}
+        hyper = s.scalars(select(TrainingRun.hyperparameters)).one()
+    complete = sorted(i for i, reason in finished.items() if reason == "stop")
+    truncated = sorted(i for i, reason in finished.items() if reason == "length")
+    assert complete and truncated  # else the settings above test nothing
+    assert sorted(hyper["generation_ids"]) == complete
+    assert hyper["truncated_left_out"] == hyper["left_out"] == len(truncated)
+
+    # every answer cut off (4 new tokens), none with train_on_truncated: nothing to learn
+    config = tiny_campaign(
+        "cut-off", policy, rounds=1, selection={"train_on_truncated": False},
+        generator={"sampling": {"max_new_tokens": 4, "seed": 0}},
+    )  # fmt: skip
+    outcome = run_campaign(config)
+    assert outcome.status == CampaignStatus.FAILED
+    assert (
+        "nothing to learn from in the 0 usable judged answers (it needs a negative answer; "
+        "6 left out by the selection settings, 6 of them cut off at max_new_tokens "
+        "(selection.train_on_truncated is off))"
+    ) in outcome.error
+    with sessions() as s:
+        assert rounds_of(s, "cut-off")[1].stage == Stage.BUILD
+        assert count(s, TrainingRun) == 1  # the first campaign's
