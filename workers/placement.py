@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 
-from workers.engine import Completion, EngineConfig, SamplingConfig
+from workers.engine import Completion, EngineConfig, SamplingConfig, SwapError
 from workers.generator import Generator
 
 
@@ -94,12 +94,31 @@ def generate_all(
     return answers
 
 
-def swap_all(generators: Sequence, checkpoint: str, version: int) -> list[int]:
-    """Every replica serves `checkpoint` (a directory on its node) afterwards, or the
-    SwapError of one is raised."""
+def swapped(generators: Sequence, swaps: Sequence) -> list[int]:
+    """The version each replica serves after its swap (`swaps`: the swap calls' refs, one
+    per replica). When any replica refused, a SwapError naming each refusal and what
+    every replica serves now: some may have swapped, and replicas serving different
+    versions must be swapped again together, never served from silently."""
     import ray
 
-    return ray.get([g.update_weights.remote(checkpoint, version) for g in generators])
+    refusals = []
+    for replica, swap in enumerate(swaps):
+        try:
+            ray.get(swap)
+        except SwapError as error:
+            cause = getattr(error, "cause", error)  # under Ray's wrapper, the replica's own
+            refusals.append(f"replica {replica}: {cause}")
+    serving = ray.get([g.version.remote() for g in generators])
+    if refusals:
+        versions = ", ".join(f"v{v}" for v in serving)
+        raise SwapError(f"{'; '.join(refusals)} (replicas now serve {versions})")
+    return serving
+
+
+def swap_all(generators: Sequence, checkpoint: str, version: int) -> list[int]:
+    """Every replica serves `checkpoint` (a directory on its node) afterwards, or a
+    SwapError says which refused (`swapped`)."""
+    return swapped(generators, [g.update_weights.remote(checkpoint, version) for g in generators])
 
 
 def send_weights(
@@ -107,18 +126,14 @@ def send_weights(
 ) -> list[int]:
     """Every replica serves the checkpoint at `location` on the trainer's node: the
     trainer reads its files once into Ray's object store and each replica's node fetches
-    them from there (no shared filesystem). The SwapError of one replica is raised."""
-    import ray
-
+    them from there (no shared filesystem). Else a SwapError says which refused."""
     files = trainer.weight_files.remote(location)  # never fetched by this process
-    return ray.get([g.update_files.remote(files, version, keep) for g in generators])
+    return swapped(generators, [g.update_files.remote(files, version, keep) for g in generators])
 
 
 def send_delta(generators: Sequence, trainer, location: str, version: int) -> list[int]:
     """Every replica merges the LoRA factors saved with the checkpoint at `location`;
-    the SwapError of one replica is raised (send the whole weights then: replicas that
-    merged and one that did not would serve different versions)."""
-    import ray
-
+    else a SwapError says which refused (send the whole weights then: replicas that
+    merged and one that did not serve different versions)."""
     delta = trainer.delta.remote(location)
-    return ray.get([g.update_delta.remote(delta, version) for g in generators])
+    return swapped(generators, [g.update_delta.remote(delta, version) for g in generators])

@@ -190,16 +190,14 @@ class VLLMEngine:
         self.version = version
 
     def update_adapter(self, adapter: Path, version: int) -> None:
-        from vllm import SamplingParams
         from vllm.lora.request import LoRARequest
 
         checked_adapter(adapter, self.config.max_lora_rank)
         self._adapters_loaded += 1  # a fresh id: vLLM caches adapters by id
         request = LoRARequest(f"policy-v{version}", self._adapters_loaded, str(adapter))
-        try:  # vLLM loads an adapter on first use: use it once so a bad one fails here
-            self.llm.generate(
-                ["."], SamplingParams(max_tokens=1), lora_request=request, use_tqdm=False
-            )
+        try:  # loaded now, so a bad one fails here; an adapter that fails to load in a
+            # generate call kills the engine core, one refused by add_lora leaves it serving
+            self.llm.llm_engine.add_lora(request)
         except Exception as error:
             raise SwapError(
                 f"{adapter}: adapter refused ({error}); still serving v{self.version}"

