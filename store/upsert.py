@@ -32,6 +32,7 @@ def insert_or_verify(
     Returns the ids of every row, new or existing, in input order."""
     if not rows:
         return []
+    _refuse_repeated_keys(model, rows, key)
     insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
     table = model.__table__
     key_columns = [table.c[name] for name in key]
@@ -48,6 +49,23 @@ def insert_or_verify(
     if missing:
         ids |= _verify_existing(session, model, missing, key, where)
     return [ids[tuple(row[k] for k in key)] for row in rows]
+
+
+def _refuse_repeated_keys(
+    model: type[Base], rows: Sequence[Mapping[str, Any]], key: Sequence[str]
+) -> None:
+    """A key given twice in one batch must carry the same values both times: the insert
+    would keep the first row and skip the second unseen."""
+    first: dict[tuple, Mapping[str, Any]] = {}
+    for row in rows:
+        row_key = tuple(row[k] for k in key)
+        earlier = first.setdefault(row_key, row)
+        for field, value in row.items():
+            if earlier.get(field) != value:
+                raise ConflictError(
+                    f"{model.__tablename__}.{field}: {dict(zip(key, row_key, strict=True))} "
+                    f"is given twice in one batch, with {earlier.get(field)!r} and {value!r}"
+                )
 
 
 def _verify_existing(

@@ -115,3 +115,29 @@ def test_prompts_are_not_reused_across_rounds_and_resume_gets_the_same(sessions)
         assert len(second) == 2 and not set(second) & set(first)
         assert add_prompts(s, campaign.id, ["instruction 0"], "test", "train") == [first[0]]
         assert count(s, Prompt) == 5
+
+
+def test_a_batch_mixing_new_and_stored_keys_inserts_the_new_and_keeps_input_order(sessions):
+    with sessions.begin() as s:
+        _, round_, prompt_ids = campaign_with_round(s)
+        rows = generation_rows(round_.id, prompt_ids)
+        stored = add_generations(s, rows[:2])
+    with sessions.begin() as s:  # a resumed stage: one new row between two stored ones
+        ids = add_generations(s, [rows[1], rows[2], rows[0]])
+        assert (ids[0], ids[2]) == (stored[1], stored[0]) and ids[1] not in stored
+        texts = {g.id: g.text for g in s.scalars(select(Generation))}
+        assert [texts[i] for i in ids] == [rows[1]["text"], rows[2]["text"], rows[0]["text"]]
+
+
+def test_a_key_given_twice_in_one_batch_is_one_row_or_a_conflict(sessions):
+    with sessions.begin() as s:
+        _, round_, prompt_ids = campaign_with_round(s)
+        row = generation_rows(round_.id, prompt_ids)[0]
+        first, again = add_generations(s, [row, dict(row)])
+        assert first == again and count(s, Generation) == 1
+    changed = {**row, "sample_index": 1}, {**row, "sample_index": 1, "text": "changed"}
+    conflict = pytest.raises(ConflictError, match=r"generation\.text: .* twice in one batch")
+    with conflict, sessions.begin() as s:
+        add_generations(s, list(changed))
+    with sessions() as s:
+        assert count(s, Generation) == 1  # nothing of the refused batch was written
