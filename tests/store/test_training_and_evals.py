@@ -2,8 +2,15 @@ import pytest
 
 from store.campaigns import ensure_round
 from store.errors import ConflictError, StoreError
-from store.evals import add_eval_items, finish_eval_run, first_round_items, start_eval_run
+from store.evals import (
+    add_eval_items,
+    finish_eval_run,
+    first_round_items,
+    first_round_outputs,
+    start_eval_run,
+)
 from store.models import CheckpointKind, EvalItem, EvalRun, TrainingRun
+from store.results import sha256_text
 from store.training import (
     add_checkpoint,
     add_flagged_tokens,
@@ -14,7 +21,7 @@ from store.training import (
     start_training_run,
     training_run_of,
 )
-from tests.store.factories import seeded_generations
+from tests.store.factories import campaign_with_round, seeded_generations
 
 STEP = {
     "loss": 1.2,
@@ -35,24 +42,30 @@ def test_training_run_steps_flags_and_checkpoints(sessions):
             training_run_of(s, round_.id)
         run = start_training_run(s, round_.id, {"lambda": 1.1})
         assert training_run_of(s, round_.id).id == run.id
-        add_training_steps(s, run.id, [{"step": 1, **STEP}, {"step": 2, **STEP}])
+        add_training_steps(s, run.id, [{"step": 2, **STEP}, {"step": 1, **STEP, "loss": 1.4}])
         flags = {
             "generation_id": gen_ids[0],
             "positions": [2, 5],
             "token_ids": [11, 42],
             "ratios": [1.5, 3.0],
         }
-        add_flagged_tokens(s, run.id, [flags])
+        (flag_id,) = add_flagged_tokens(s, run.id, [flags])
         v0 = add_checkpoint(s, campaign.id, 0, "/ckpt/v0", "a" * 64, CheckpointKind.FULL)
         v1 = add_checkpoint(
             s, campaign.id, 1, "/ckpt/v1", "b" * 64, CheckpointKind.FULL, parent_id=v0
         )
+        other, _, _ = campaign_with_round(s, "other")  # a later version of another campaign
+        add_checkpoint(s, other.id, 5, "/other/v5", "d" * 64, CheckpointKind.FULL)
         finish_training_run(s, run, v1)
     with sessions.begin() as s:  # a restarted round continues the same run, steps idempotent
         again = start_training_run(s, round_.id, {"lambda": 1.1})
         assert again.id == run.id
         add_training_steps(s, run.id, [{"step": 2, **STEP}])
-        assert [st.step for st in s.get(TrainingRun, run.id).steps] == [1, 2]
+        steps = s.get_one(TrainingRun, run.id).steps
+        assert [(st.step, st.loss) for st in steps] == [(1, 1.4), (2, 1.2)]  # in step order
+        assert add_flagged_tokens(s, run.id, [flags]) == [flag_id]
+        with pytest.raises(ConflictError, match=r"flagged_tokens\.ratios"):
+            add_flagged_tokens(s, run.id, [{**flags, "ratios": [1.5, 2.0]}])
         assert latest_checkpoint(s, campaign.id).version == 1
         assert latest_checkpoint(s, campaign.id).parent.location == "/ckpt/v0"
         assert checkpoint_of(s, campaign.id, 0).location == "/ckpt/v0"
@@ -84,8 +97,19 @@ def test_eval_items_are_unique_per_instruction_and_summary_is_kept(sessions):
 
 def test_eval_items_keep_their_tally_and_the_run_its_ifeval_summary(sessions):
     with sessions.begin() as s:
+        # stored before the baseline: a later round's run and another campaign's round 0
+        _, elsewhere = campaign_with_round(s, "other")[:2]
+        add_eval_items(
+            s,
+            start_eval_run(s, elsewhere.id, "builtin_held_out", "rules", "round 0").id,
+            [{"instruction": "q0", "output": "elsewhere", "reference_output": "o"}],
+        )
         campaign, first, _ = seeded_generations(s)
         later = ensure_round(s, campaign, 1)
+        run = start_eval_run(s, later.id, "builtin_held_out", "rules", "round 0")
+        add_eval_items(
+            s, run.id, [{"instruction": "q0", "output": "later", "reference_output": "o"}]
+        )
         baseline = start_eval_run(s, first.id, "builtin_held_out", "rules", "round 0")
         add_eval_items(s, baseline.id, [
             {"instruction": "q0", "output": "o", "reference_output": "o", "preference": 1.5,
@@ -93,7 +117,6 @@ def test_eval_items_keep_their_tally_and_the_run_its_ifeval_summary(sessions):
             {"instruction": "from a file", "output": "o", "reference_output": "o",
              "preference": 1.5, "finish_reason": "stop"},
         ])  # fmt: skip
-        run = start_eval_run(s, later.id, "builtin_held_out", "rules", "round 0")
         finish_eval_run(
             s, run, win_rate=60.0, decisive_win_rate=75.0, prompt_strict=40.0,
             prompt_loose=55.5, instruction_strict=50.0, instruction_loose=62.5, truncated=20.0,
@@ -106,6 +129,11 @@ def test_eval_items_keep_their_tally_and_the_run_its_ifeval_summary(sessions):
         unknown = items["from a file"]
         assert (unknown.constraints, unknown.strict_met, unknown.loose_met) == (None, None, None)
         assert first_round_items(s, campaign.id, "another set") == []
+        assert {i.eval_run_id for i in items.values()} == {baseline.id}
+        assert first_round_outputs(s, campaign.id, "builtin_held_out") == {
+            sha256_text("q0"): "o",
+            sha256_text("from a file"): "o",
+        }
         stored = s.get_one(EvalRun, run.id)
         assert (stored.decisive_win_rate, stored.prompt_strict, stored.prompt_loose,
                 stored.instruction_strict, stored.instruction_loose, stored.truncated,
