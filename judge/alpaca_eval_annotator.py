@@ -20,8 +20,10 @@ from pydantic import Field
 from judge.cache import JsonLinesCache, cache_key
 from judge.openai_client import ChatCaller, ChatReply, EndpointConfig
 from judge.pairwise import PairwiseItem, PairwiseResult
+from judge.spending import Spending
 
 ANNOTATION_CACHE = "annotation-cache.jsonl"
+ANNOTATION_SPENDING = "annotation-spending.jsonl"
 # completion settings only alpaca_eval's own OpenAI client understands
 CLIENT_ONLY = frozenset(
     {"num_procs", "requires_chatml", "is_strip", "price_per_token", "batch_size"}
@@ -71,14 +73,18 @@ def annotator_config(name: str) -> dict[str, Any]:
 
 class AlpacaEvalAnnotator:
     def __init__(
-        self, name: str, endpoint: AlpacaEvalEndpoint, cache_path: Path | None = None
+        self,
+        name: str,
+        endpoint: AlpacaEvalEndpoint,
+        cache_path: Path | None = None,
+        spending: Spending | None = None,
     ) -> None:
         package = alpaca_eval()
         config = annotator_config(name)
         self.name = name
         self.model = endpoint.model or config["completions_kwargs"]["model_name"]
         self.version = f"alpaca_eval {package.__version__}, {name}, model {self.model}"
-        self.caller = ChatCaller(endpoint)
+        self.caller = ChatCaller(endpoint, spending)
         self._cache = JsonLinesCache(cache_path)
         self._replies: dict[str, ChatReply] = {}
         # seed 0: what alpaca_eval's PairwiseAnnotator (and so `alpaca_eval evaluate`) uses

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from judge.spending import Spending
+
 logger = logging.getLogger(__name__)
 
 
@@ -27,8 +29,13 @@ class EndpointConfig(BaseModel):
     timeout_s: float = Field(60.0, gt=0, description="per attempt")
     max_retries: int = Field(5, ge=0, description="retries of 429/5xx/timeouts/connection errors")
     concurrency: int = Field(32, ge=1, description="calls in flight at once")
-    max_calls: int | None = Field(None, ge=0, description="budget: calls for this judge's life")
-    max_total_tokens: int | None = Field(None, ge=0, description="budget: prompt + reply tokens")
+    max_calls: int | None = Field(
+        None, ge=0, description="budget: calls over the campaign's life, restarts included"
+    )
+    max_total_tokens: int | None = Field(
+        None, ge=0, description="budget: prompt + reply tokens over the campaign's life; "
+        "calls in flight when it is reached still finish (at most `concurrency`)",
+    )  # fmt: skip
 
 
 class ChatConfig(EndpointConfig):
@@ -62,25 +69,25 @@ def reply_text(choice: dict | None) -> str | None:
 
 
 class ChatCaller:
-    """Makes chat calls within a budget. Use `async with` around a batch."""
+    """Makes chat calls within a budget, counted in `spending` (kept in a file by a
+    campaign; in memory by default). Use `async with` around a batch."""
 
-    def __init__(self, config: EndpointConfig) -> None:
+    def __init__(self, config: EndpointConfig, spending: Spending | None = None) -> None:
         self.config = config
         self._api_key = os.environ.get(config.api_key_env)
         if self._api_key is None and config.base_url is None:
             raise ValueError(f"api_key_env: environment variable {config.api_key_env} is not set")
-        self.calls = 0
-        self.total_tokens = 0
+        self.spending = spending if spending is not None else Spending()
 
     def scrub(self, message: str) -> str:
         return message.replace(self._api_key, "***") if self._api_key else message
 
     def budget_left(self) -> str | None:
         """Why no further call may be made, or None."""
-        c = self.config
-        if c.max_calls is not None and self.calls >= c.max_calls:
+        c, spent = self.config, self.spending
+        if c.max_calls is not None and spent.calls >= c.max_calls:
             return f"budget exhausted: max_calls={c.max_calls} reached"
-        if c.max_total_tokens is not None and self.total_tokens >= c.max_total_tokens:
+        if c.max_total_tokens is not None and spent.total_tokens >= c.max_total_tokens:
             return f"budget exhausted: max_total_tokens={c.max_total_tokens} reached"
         return None
 
@@ -106,7 +113,7 @@ class ChatCaller:
             exhausted = self.budget_left()
             if exhausted:
                 return ChatReply(None, exhausted, 0.0)
-            self.calls += 1
+            self.spending.add(calls=1)
             started = time.perf_counter()
             try:
                 # the client's documented raw `post` (same retries, timeouts and errors)
@@ -125,7 +132,7 @@ class ChatCaller:
                 usage.get("prompt_tokens") or 0,
                 usage.get("completion_tokens") or 0,
             )
-            self.total_tokens += tokens_in + tokens_out
+            self.spending.add(tokens=tokens_in + tokens_out)
             choice = first_choice(completion)
             text = reply_text(choice)
             if text is None:

@@ -12,6 +12,7 @@ from cut.examples import polarity_of
 from judge.base import JudgeRequest, JudgmentResult
 from judge.cache import JudgmentCache, cache_key
 from judge.openai_client import ChatCaller, ChatConfig
+from judge.spending import Spending
 
 PAPER_SYSTEM_PROMPT = (
     "Below is an instruction that describes a task and a potential response. Evaluate the "
@@ -29,11 +30,16 @@ class OpenAIJudgeConfig(ChatConfig):
 
 
 class OpenAIJudge:
-    def __init__(self, config: OpenAIJudgeConfig, cache: JudgmentCache | None = None) -> None:
+    def __init__(
+        self,
+        config: OpenAIJudgeConfig,
+        cache: JudgmentCache | None = None,
+        spending: Spending | None = None,
+    ) -> None:
         self.config = config
         self.name = config.name
         self.cache = cache if cache is not None else JudgmentCache()
-        self.caller = ChatCaller(config)  # one budget for the judge's whole life
+        self.caller = ChatCaller(config, spending)  # the budget counts what `spending` holds
         self._template = f"{config.system_prompt}\n\x00\n{config.user_template}"
 
     def judge(

@@ -9,6 +9,7 @@ from judge.pairwise import RulePairwiseAnnotator
 from orchestrator.config import EvaluationSettings, JudgeSettings
 
 JUDGE_CACHE = "judge-cache.jsonl"
+JUDGE_SPENDING = "judge-spending.jsonl"
 
 
 def judge_name(settings: JudgeSettings) -> str:
@@ -18,7 +19,8 @@ def judge_name(settings: JudgeSettings) -> str:
 
 def make_judge(settings: JudgeSettings, campaign_dir: Path) -> Judge:
     """Paid judges keep an append-only cache in the campaign's directory, so a round
-    restarted after a crash finds every judgment it already paid for."""
+    restarted after a crash finds every judgment it already paid for, and a record of
+    their spending, so the budget holds across restarts."""
     if settings.kind == "rules":
         from judge.rule_judge import RuleJudge
 
@@ -26,9 +28,14 @@ def make_judge(settings: JudgeSettings, campaign_dir: Path) -> Judge:
     if settings.kind == "openai":
         from judge.cache import JudgmentCache
         from judge.openai_judge import OpenAIJudge, OpenAIJudgeConfig
+        from judge.spending import Spending
 
         config = OpenAIJudgeConfig.model_validate(settings.model_dump(exclude={"kind"}))
-        return OpenAIJudge(config, JudgmentCache(campaign_dir / JUDGE_CACHE))
+        return OpenAIJudge(
+            config,
+            JudgmentCache(campaign_dir / JUDGE_CACHE),
+            Spending(campaign_dir / JUDGE_SPENDING),
+        )
     from judge.local_judge import LocalJudge, LocalJudgeConfig
 
     return LocalJudge(LocalJudgeConfig.model_validate(settings.model_dump(exclude={"kind"})))
@@ -36,11 +43,20 @@ def make_judge(settings: JudgeSettings, campaign_dir: Path) -> Judge:
 
 def make_annotator(settings: EvaluationSettings, campaign_dir: Path):
     """AlpacaEval's annotators keep an append-only cache of their replies in the
-    campaign's directory: a resumed evaluation pays for no annotation twice."""
+    campaign's directory, so a resumed evaluation pays for no annotation twice, and a
+    record of their spending, so the endpoint's budget holds across restarts."""
     if settings.annotator == "rules":
         return RulePairwiseAnnotator()
-    from judge.alpaca_eval_annotator import ANNOTATION_CACHE, AlpacaEvalAnnotator
+    from judge.alpaca_eval_annotator import (
+        ANNOTATION_CACHE,
+        ANNOTATION_SPENDING,
+        AlpacaEvalAnnotator,
+    )
+    from judge.spending import Spending
 
     return AlpacaEvalAnnotator(
-        settings.annotator, settings.endpoint, campaign_dir / ANNOTATION_CACHE
+        settings.annotator,
+        settings.endpoint,
+        campaign_dir / ANNOTATION_CACHE,
+        Spending(campaign_dir / ANNOTATION_SPENDING),
     )

@@ -56,6 +56,8 @@ class FakeOpenAI:
     retry_after_s: float = 0.3
     hang_s: float = 5.0
     port: int = 0  # 0: any free port
+    hold_after: int | None = None  # requests after this many wait for `released`
+    released: threading.Event = field(default_factory=threading.Event)
     requests: list[Recorded] = field(default_factory=list)
     attempts: Counter = field(default_factory=Counter)
 
@@ -72,6 +74,8 @@ class FakeOpenAI:
             Recorded(content, time.monotonic(), request.headers.get("authorization"))
         )
         self.attempts[content] += 1
+        if self.hold_after is not None and len(self.requests) > self.hold_after:
+            await asyncio.to_thread(self.released.wait)  # a test decides when it answers
         await asyncio.sleep(self.latency_s)
         fault = FAULT.search(content)
         if fault and (fault["count"] == "always" or self.attempts[content] <= int(fault["count"])):
@@ -173,6 +177,7 @@ class FakeOpenAI:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        self.released.set()  # held requests must not keep the server from stopping
         self._server.should_exit = True
         self._thread.join(timeout=10)
 

@@ -12,6 +12,7 @@ from judge.alpaca_eval_annotator import (
     annotator_config,
 )
 from judge.pairwise import PairwiseItem
+from judge.spending import Spending
 from tests.judge.fake_openai import FakeOpenAI
 
 KEY = "sk-test-annotator-0123456789"
@@ -103,3 +104,15 @@ def test_importing_alpaca_eval_leaves_logging_as_it_was():
     alpaca_eval()
     assert logging.getLogger().level == level
     assert not math.isnan(level)
+
+
+def test_the_annotation_budget_holds_across_restarts(endpoint, tmp_path):
+    server, settings = endpoint
+    limited = settings.model_copy(update={"max_calls": 2})
+    spent = tmp_path / "annotation-spending.jsonl"
+    first = AlpacaEvalAnnotator("alpaca_eval_gpt4", limited, spending=Spending(spent))
+    assert [r.preference for r in first.annotate(ITEMS[:2])] == [2.0, 1.0]
+    restarted = AlpacaEvalAnnotator("alpaca_eval_gpt4", limited, spending=Spending(spent))
+    (refused,) = restarted.annotate(ITEMS[2:3])
+    assert refused.preference is None and "budget exhausted: max_calls=2" in refused.error
+    assert len(server.requests) == 2

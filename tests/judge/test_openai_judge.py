@@ -6,6 +6,7 @@ from sqlalchemy import select
 from judge.base import JudgeRequest, JudgmentStatus
 from judge.cache import JudgmentCache
 from judge.openai_judge import PAPER_SYSTEM_PROMPT, OpenAIJudge, OpenAIJudgeConfig
+from judge.spending import Spending
 from tests.judge.fake_openai import FakeOpenAI
 
 KEY = "sk-test-SECRET-0123456789abcdef"
@@ -88,6 +89,38 @@ def test_budget_stops_judging_cleanly(server, config):
     assert [r.status for r in results].count(JudgmentStatus.OK) == 3
     assert all("budget exhausted: max_calls=3" in r.error for r in results[3:])
     assert len(server.requests) == 3
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_the_call_budget_holds_across_batches_and_restarts(server, config, tmp_path, concurrency):
+    limited = config.model_copy(update={"max_calls": 5, "concurrency": concurrency})
+    spent = tmp_path / "spending.jsonl"
+    judge = OpenAIJudge(limited, spending=Spending(spent))
+    assert [r.status for r in judge.judge(ask("1", "2", "3"))] == [JudgmentStatus.OK] * 3
+    second = judge.judge(ask("4", "5", "6"))  # the same judge, a later batch: 2 calls left
+    assert [r.status for r in second].count(JudgmentStatus.OK) == 2
+    restarted = OpenAIJudge(limited, spending=Spending(spent))  # a new process, same file
+    third = restarted.judge(ask("7", "8"))
+    assert all("budget exhausted: max_calls=5" in r.error for r in third)
+    assert len(server.requests) == 5
+
+
+def test_calls_in_flight_bound_the_token_budgets_overshoot(config):
+    concurrency, budget = 4, 200
+    with FakeOpenAI(latency_s=0.2) as slow:  # every call in flight at once
+        limited = config.model_copy(
+            update={"base_url": slow.base_url, "max_total_tokens": budget,
+                    "concurrency": concurrency}
+        )  # fmt: skip
+        results = OpenAIJudge(limited).judge(ask(*(f"answer {i} " * 20 for i in range(40))))
+    paid = [r for r in results if r.status == JudgmentStatus.OK]
+    tokens = [r.tokens_in + r.tokens_out for r in paid]
+    assert len(set(tokens)) <= 2 and max(tokens) < budget  # ~ the same price per call
+    spent = sum(tokens)
+    assert budget <= spent <= budget + (concurrency - 1) * max(tokens)
+    assert len(slow.requests) == len(paid) < 40
+    assert all("budget exhausted: max_total_tokens=200" in r.error
+               for r in results if r.status == JudgmentStatus.FAILED)  # fmt: skip
 
 
 def test_missing_key_is_named():

@@ -177,29 +177,48 @@ def test_a_round_whose_judge_fails_is_recorded_failed_and_resumes_without_new_an
         assert rounds_of(s, "judge-down")[1].error is None
 
 
+def test_a_judge_budget_spent_before_a_restart_stays_spent(store_env, sessions, policy):
+    with FakeOpenAI() as server:
+        judge = openai_judge(server.base_url, max_calls=4, concurrency=1)
+        config = tiny_campaign("budget", policy, rounds=1, commit_every=3, judge=judge)
+        outcome = run_campaign(config)  # batches of 3: the second gets one call, not three
+        assert outcome.status == CampaignStatus.FAILED
+        assert "judge: 2 of 6 answers have no judgment" in outcome.error
+        assert "budget exhausted: max_calls=4 reached" in outcome.error
+        assert judge_calls(server) == 4
+        again = run_campaign(config)  # a new judge worker: the budget is the campaign's
+        assert again.status == CampaignStatus.FAILED
+        assert "budget exhausted: max_calls=4 reached" in again.error
+        assert judge_calls(server) == 4
+    with sessions() as s:
+        assert count(s, Judgment, Judgment.status == JudgmentStatus.OK) == 4
+
+
 def test_pause_stops_between_batches_and_a_rerun_goes_on_without_paying_twice(
     store_env, sessions, policy
 ):
-    with FakeOpenAI(latency_s=0.5) as server:
-        judge = openai_judge(server.base_url, concurrency=1)
+    # the judge answers the first batch (2 answers) and holds the second until released
+    with FakeOpenAI(hold_after=2) as server:
+        judge = openai_judge(server.base_url, concurrency=1, timeout_s=300)
         config = tiny_campaign("paused", policy, rounds=1, commit_every=2, judge=judge)
         outcome = {}
         runner = threading.Thread(target=lambda: outcome.update(first=run_campaign(config)))
         runner.start()
         deadline = time.monotonic() + 300
-        with sessions() as s:  # wait for the first committed judgments, then pause
-            while runner.is_alive() and count(s, Judgment) == 0:
-                assert time.monotonic() < deadline, "no judgment committed within 300 s"
-                s.expire_all()
-                runner.join(timeout=0.1)
+        # the second batch's call arrives once the first batch is committed: pause then
+        while len(server.requests) < 3:
+            assert runner.is_alive(), f"the campaign ended first: {outcome}"
+            assert time.monotonic() < deadline, "the second batch was not sent within 300 s"
+            runner.join(timeout=0.1)
         request_status("paused", "paused")
+        server.released.set()
         runner.join(timeout=300)
         assert not runner.is_alive(), "the paused campaign did not stop within 300 s"
         assert outcome["first"].status == CampaignStatus.PAUSED
         with sessions() as s:
             round_ = rounds_of(s, "paused")[1]
             assert round_.stage == Stage.JUDGE and round_.claimed_by is None
-            assert 2 <= count(s, Judgment) < 6
+            assert count(s, Judgment) == 4  # the batch in flight is kept, no further one
         assert run_campaign(config).status == CampaignStatus.DONE
         assert judge_calls(server) == 6
     with sessions() as s:
