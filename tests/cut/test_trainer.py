@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 from transformers import AutoModelForCausalLM
 
 from cut.batching import collate, micro_batches
@@ -31,13 +32,28 @@ def items_for(tokenizer, examples, max_length=256):
     return ExampleBuilder(tokenizer, AlpacaTemplate(), max_length).build(examples).items
 
 
-@pytest.mark.parametrize("chat", [False, True])
-def test_packed_logprobs_equal_each_row_run_on_its_own(model, chat, chat_tokenizer, tokenizer):
+@pytest.mark.parametrize(
+    ("chat", "context", "max_length"),
+    [
+        (False, "plain", 256),
+        (True, "plain", 256),
+        (True, "fake_positive", 256),  # both rows judged: the longest shared prefix
+        (True, "plain", 24),  # prompts cut from the left: the rows' prefixes part early
+        (True, "fake_positive", 24),
+    ],
+)
+def test_packed_logprobs_equal_each_row_run_on_its_own(
+    model, chat, context, max_length, chat_tokenizer, tokenizer
+):
     """Shared-prefix packing (chat: system turn + instruction shared by a pair's rows)
-    must give every response token the log-probability its own unpacked row gives."""
+    must give every response token the log-probability its own unpacked row gives, on a
+    model that reads the attention mask and positions."""
     tok = chat_tokenizer if chat else tokenizer
     template = select_template("auto", tok)
-    items = ExampleBuilder(tok, template, 256).build(NEGATIVES + POSITIVES).items
+    builder = ExampleBuilder(tok, template, max_length, context)
+    items = builder.build(NEGATIVES + POSITIVES).items
+    if max_length < 256:  # every row was cut: the test covers truncated prompts
+        assert all(len(r.input_ids) == max_length for i in items for r in i.rows)
     batch = collate(items, pad_token_id=0)
     lean = response_logprobs(model, batch, chunk_size=16)
 
@@ -50,7 +66,7 @@ def test_packed_logprobs_equal_each_row_run_on_its_own(model, chat, chat_tokeniz
     torch.testing.assert_close(lean, torch.cat(expected), atol=1e-5, rtol=1e-5)
     row_tokens = sum(len(r.input_ids) for i in items for r in i.rows)
     assert batch.n_tokens == row_tokens
-    if chat:  # the instruction sits in the shared prefix: stored once per pair
+    if chat and max_length == 256:  # the instruction sits in the shared prefix: once a pair
         assert batch.n_packed_tokens < row_tokens - 4 * len("What is 7 x 8?")
 
 
@@ -329,3 +345,57 @@ def test_lora_trains_only_the_adapter(tokenizer):
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     assert {n.split(".")[-4] for n in trainable} == {"gate_proj", "up_proj", "down_proj"}
+
+
+@pytest.fixture
+def optimizer_steps():
+    """What every optimizer step sees (learning rate, gradient norm) just before it
+    updates, read by torch's global step hook: the schedule and clipping as applied."""
+    seen: list[tuple[float, float]] = []
+
+    def record(optimizer, args, kwargs):
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"]
+                 if p.grad is not None]  # fmt: skip
+        norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+        seen.append((optimizer.param_groups[0]["lr"], norm))
+
+    handle = register_optimizer_step_pre_hook(record)
+    yield seen
+    handle.remove()
+
+
+def test_gradients_are_clipped_to_max_grad_norm_and_the_norm_before_is_reported(
+    tokenizer, optimizer_steps
+):
+    config = CUTConfig(finetuning="full", batch_size=2, micro_batch_size=2, max_grad_norm=0.05,
+                       **FP32)  # fmt: skip
+    _, result = train_cut(tiny_model(tokenizer), tokenizer, NEGATIVES, config)
+    reported = [m.grad_norm for m in result.steps]
+    applied = [norm for _, norm in optimizer_steps]
+    assert len(applied) == len(reported) == 2 and min(reported) > 0.05
+    assert applied == pytest.approx([0.05, 0.05], rel=1e-4)
+    unclipped = config.model_copy(update={"max_grad_norm": None})
+    optimizer_steps.clear()
+    _, result = train_cut(tiny_model(tokenizer), tokenizer, NEGATIVES, unclipped)
+    assert [n for _, n in optimizer_steps] == pytest.approx([m.grad_norm for m in result.steps])
+
+
+def test_the_learning_rate_warms_up_linearly_then_decays_on_a_cosine(tokenizer, optimizer_steps):
+    config = CUTConfig(finetuning="full", batch_size=1, micro_batch_size=1, learning_rate=1e-3,
+                       warmup_fraction=0.4, **FP32)  # fmt: skip
+    _, result = train_cut(tiny_model(tokenizer), tokenizer, NEGATIVES + NEGATIVES[:1], config)
+    # 5 steps, 2 of warmup: 0, 1/2, then cos from the peak over the 3 steps left
+    expected = [0.0, 0.5e-3] + [0.5e-3 * (1 + math.cos(math.pi * k / 3)) for k in range(3)]
+    assert [m.learning_rate for m in result.steps] == pytest.approx(expected)
+    assert [lr for lr, _ in optimizer_steps] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("method", "examples"), [("cut", POSITIVES), ("sft", NEGATIVES), ("dpo", NEGATIVES)]
+)
+def test_nothing_to_train_on_fails_before_any_step(tokenizer, method, examples, optimizer_steps):
+    # cut keeps int(0.25 x negatives) positives: none without a negative
+    config = CUTConfig(finetuning="full", method=method, **{**FP32, "align_p_ratio": 0.25})
+    with pytest.raises(ValueError, match=f"no trainable examples for method '{method}'"):
+        train_cut(tiny_model(tokenizer), tokenizer, examples, config)
+    assert optimizer_steps == []
