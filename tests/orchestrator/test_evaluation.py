@@ -7,6 +7,7 @@ from judge.pairwise import PairwiseItem, PairwiseResult
 from orchestrator.evaluate_round import verdicts
 from orchestrator.evaluation import TIE, mcnemar, truncated_percent, win_rate
 from tests.judge.fake_openai import FakeOpenAI
+from tests.judge.test_alpaca_eval_annotator import ITEMS
 
 
 def test_win_rate_counts_ties_half_and_leaves_failures_out():
@@ -84,12 +85,13 @@ def test_win_rates_are_alpaca_evals_own_on_weighted_preferences():
 
 
 def test_identical_answers_tie_without_a_call_and_each_verdict_lands_on_its_pair():
+    policy_best, reference_best, reference_longer = ITEMS[:3]
     pairs = [
         PairwiseItem("Say hi.", "hello", "hello"),
-        PairwiseItem("Write a haiku.", "a reference answer", "a policy answer [[best]]"),
+        policy_best,
         PairwiseItem("Say bye.", "bye", "bye"),
-        PairwiseItem("Name a colour.", "a reference answer [[best]]", "a policy answer"),
-        PairwiseItem("Count to three.", "a much longer reference answer", "short"),
+        reference_best,
+        reference_longer,
     ]
     with FakeOpenAI() as server:
         endpoint = AlpacaEvalEndpoint(base_url=server.base_url, api_key_env="NO_KEY")

@@ -105,6 +105,18 @@ def transformers_greedy(model_dir, instructions):
     return [hf.generate([x], GREEDY)[0][0].text for x in instructions]
 
 
+def assert_refused_and_still_serving(generators, checkpoint, match, served, ray_local):
+    """The swap to `checkpoint` raises a SwapError matching `match`, and every replica
+    still serves the version it served, with the same answers."""
+    versions = ray_local.get([g.version.remote() for g in generators])
+    answers = generate_all(generators, INSTRUCTIONS, GREEDY)
+    assert [c[0].policy_version for c in answers] == [served] * len(INSTRUCTIONS)
+    with pytest.raises(SwapError, match=match):
+        swap_all(generators, str(checkpoint), version=served + 1)
+    assert ray_local.get([g.version.remote() for g in generators]) == versions
+    assert generate_all(generators, INSTRUCTIONS, GREEDY) == answers
+
+
 def test_hot_swap_serves_the_cut_checkpoint_in_the_same_engine(
     generators, cut_checkpoint, smollm2_dir, ray_local
 ):
@@ -127,15 +139,11 @@ def test_a_corrupt_checkpoint_is_refused_and_the_old_version_keeps_serving(
     generators, cut_checkpoint, tmp_path, ray_local
 ):
     swap_all(generators, str(cut_checkpoint), version=1)
-    serving = generate_all(generators, INSTRUCTIONS, GREEDY)
     corrupt = tmp_path / "corrupt"
     shutil.copytree(cut_checkpoint, corrupt)
     weights = corrupt / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # truncated
-    with pytest.raises(SwapError, match="unreadable safetensors"):
-        swap_all(generators, str(corrupt), version=2)
-    assert ray_local.get([g.version.remote() for g in generators]) == [1, 1]
-    assert generate_all(generators, INSTRUCTIONS, GREEDY) == serving
+    assert_refused_and_still_serving(generators, corrupt, "unreadable safetensors", 1, ray_local)
 
 
 def test_a_lora_adapter_is_served_then_replaced_by_merged_weights(
@@ -186,24 +194,20 @@ def test_a_reload_failing_inside_the_engine_rolls_back_to_the_served_weights(
     generators, cut_checkpoint, smollm2_dir, tmp_path, ray_local
 ):
     swap_all(generators, str(cut_checkpoint), version=1)
-    serving = generate_all(generators, INSTRUCTIONS, GREEDY)
     # every served tensor with its shape (the pre-check passes), changed, and one tensor
     # the model does not have: vLLM fails mid-reload, its parameters half replaced
     broken = tmp_path / "broken"
     shutil.copytree(smollm2_dir, broken)
     tensors = {n: t * 0.5 for n, t in load_file(smollm2_dir / "model.safetensors").items()}
     save_file({**tensors, "model.zz_unknown.weight": torch.zeros(3)}, broken / "model.safetensors")
-    with pytest.raises(SwapError, match=r"reload failed .*zz_unknown.*still serving v1"):
-        swap_all(generators, str(broken), version=2)
-    assert ray_local.get([g.version.remote() for g in generators]) == [1, 1]
-    assert generate_all(generators, INSTRUCTIONS, GREEDY) == serving
+    refused = r"reload failed .*zz_unknown.*still serving v1"
+    assert_refused_and_still_serving(generators, broken, refused, 1, ray_local)
 
 
 def test_an_adapter_the_engine_refuses_leaves_it_serving_what_it_served(
     generators, cut_adapter, tmp_path, ray_local
 ):
     adapter, merged = cut_adapter
-    serving = generate_all(generators, INSTRUCTIONS, GREEDY)
     # readable, within max_lora_rank, but for a module SmolLM2 does not have
     refused = tmp_path / "refused"
     shutil.copytree(adapter, refused)
@@ -213,10 +217,8 @@ def test_an_adapter_the_engine_refuses_leaves_it_serving_what_it_served(
     save_file(renamed, weights)
     config = json.loads((refused / "adapter_config.json").read_text())
     assert config["r"] <= 16  # what the pre-check reads is fine
-    with pytest.raises(SwapError, match=r"adapter refused .*bogus_proj.*still serving v0"):
-        swap_all(generators, str(refused), version=3)
-    assert ray_local.get([g.version.remote() for g in generators]) == [0, 0]
-    assert generate_all(generators, INSTRUCTIONS, GREEDY) == serving
+    reason = r"adapter refused .*bogus_proj.*still serving v0"
+    assert_refused_and_still_serving(generators, refused, reason, 0, ray_local)
     assert swap_all(generators, str(adapter), version=3) == [3, 3]  # the engines live on
     served = generate_all(generators, INSTRUCTIONS, GREEDY)
     assert [c[0].text for c in served] == transformers_greedy(merged, INSTRUCTIONS)
