@@ -12,6 +12,7 @@ from typing import Any
 
 from cut.examples import Polarity
 from judge.base import JudgmentResult
+from judge.jsonlines import append_json_line, read_json_lines
 
 
 def cache_key(*parts: str) -> str:
@@ -26,11 +27,8 @@ class JsonLinesCache:
         self.path = Path(path) if path else None
         self._entries: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
-        if self.path and self.path.exists():
-            for line in self.path.read_text().splitlines():
-                if line.strip():
-                    entry = json.loads(line)
-                    self._entries[entry["key"]] = entry
+        if self.path:
+            self._entries = {entry["key"]: entry for entry in read_json_lines(self.path)}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -43,9 +41,7 @@ class JsonLinesCache:
         with self._lock:
             self._entries[key] = entry
             if self.path:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                with self.path.open("a") as handle:
-                    handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                append_json_line(self.path, entry)
 
 
 class JudgmentCache:

@@ -4,8 +4,9 @@ max_total_tokens) holds over a campaign's life, across restarts, not per process
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from judge.jsonlines import append_json_line, read_json_lines
 
 
 class Spending:
@@ -13,12 +14,9 @@ class Spending:
         self.path = Path(path) if path else None
         self.calls = 0
         self.total_tokens = 0
-        if self.path and self.path.exists():
-            for line in self.path.read_text().splitlines():
-                if line.strip():
-                    entry = json.loads(line)
-                    self.calls += entry["calls"]
-                    self.total_tokens += entry["tokens"]
+        for entry in read_json_lines(self.path) if self.path else []:
+            self.calls += entry["calls"]
+            self.total_tokens += entry["tokens"]
 
     def add(self, calls: int = 0, tokens: int = 0) -> None:
         """Count a call when it is made (a call cut short by a crash was still paid),
@@ -26,6 +24,4 @@ class Spending:
         self.calls += calls
         self.total_tokens += tokens
         if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a") as handle:
-                handle.write(json.dumps({"calls": calls, "tokens": tokens}) + "\n")
+            append_json_line(self.path, {"calls": calls, "tokens": tokens})

@@ -28,6 +28,7 @@ from cut.checkpoint import METADATA_FILE, save_merged
 from cut.config import CUTConfig
 from cut.examples import JudgedExample
 from cut.reports import FlaggedTokens, StepMetrics
+from judge.jsonlines import append_json_line, read_json_lines
 from store.home import claim_directory, node_home
 from workers.engine import SwapError
 from workers.failpoints import failpoint
@@ -53,10 +54,7 @@ def _saved_step(state_dir: Path) -> int:
 
 def _earlier_steps(state_dir: Path, saved_step: int) -> list[StepMetrics]:
     """Metrics of the steps the saved state already covers; later lines are redone."""
-    log = state_dir / STEPS_FILE
-    if not log.is_file():
-        return []
-    steps = [StepMetrics(**json.loads(line)) for line in log.read_text().splitlines() if line]
+    steps = [StepMetrics(**entry) for entry in read_json_lines(state_dir / STEPS_FILE)]
     return [s for s in steps if s.step <= saved_step]
 
 
@@ -113,8 +111,7 @@ class Trainer:
 
         def on_step(metrics: StepMetrics) -> None:
             self._latest = metrics
-            with (state / STEPS_FILE).open("a") as log:
-                log.write(json.dumps(asdict(metrics)) + "\n")
+            append_json_line(state / STEPS_FILE, asdict(metrics))
             failpoint(f"train-step-{metrics.step}")  # before this step's state is saved
 
         model, tokenizer = load_policy(policy, config)
