@@ -9,7 +9,9 @@ checkpoint can be audited and a run resumed with the same settings.
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +28,7 @@ METADATA_FILE = "cutloop.json"
 TRAINABLE_FILE = "trainable.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 FLAGGED_FILE = "flagged.json"
+LATEST_STATE = "latest"  # names the directory of the last whole training state
 
 
 def _write_metadata(directory: Path, config: CUTConfig, step: int, extra: dict[str, Any]) -> None:
@@ -63,6 +66,18 @@ def save_adapter(model: nn.Module, out_dir: str | Path, config: CUTConfig, step:
     return out
 
 
+def _latest_state(directory: Path) -> Path | None:
+    """The last whole state saved under `directory`, None when there is none."""
+    pointer = directory / LATEST_STATE
+    return directory / pointer.read_text().strip() if pointer.is_file() else None
+
+
+def saved_step(directory: str | Path) -> int:
+    """The step of the last whole state saved under `directory` (0: none)."""
+    state = _latest_state(Path(directory))
+    return 0 if state is None else int(json.loads((state / METADATA_FILE).read_text())["step"])
+
+
 def save_training_state(
     directory: str | Path,
     model: nn.Module,
@@ -72,10 +87,16 @@ def save_training_state(
     step: int,
     flagged: Mapping[int, FlaggedTokens],
 ) -> Path:
-    """`flagged`: the reports of the steps done, by example index; a resumed run starts
-    from them, so its report covers the steps before the state too."""
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    """Each state goes to a directory of its own under `directory` and becomes the one
+    to resume from only once whole (the `latest` file is replaced atomically), so a kill
+    mid-save leaves the previous state intact. `flagged`: the reports of the steps done,
+    by example index; a resumed run starts from them, so its report covers the steps
+    before the state too."""
+    root = Path(directory)
+    final = root / f"step-{step}"
+    out = final.with_name(final.name + ".partial")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     trainable = {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
     save_file(trainable, out / TRAINABLE_FILE)
     torch.save(
@@ -89,7 +110,15 @@ def save_training_state(
     )
     (out / FLAGGED_FILE).write_text(json.dumps([asdict(report) for report in flagged.values()]))
     _write_metadata(out, config, step, {})
-    return out
+    shutil.rmtree(final, ignore_errors=True)  # written before, by a run killed before pointing
+    out.rename(final)
+    pointer = root / f"{LATEST_STATE}.partial"
+    pointer.write_text(final.name)
+    os.replace(pointer, root / LATEST_STATE)
+    for earlier in root.glob("step-*"):
+        if earlier != final:
+            shutil.rmtree(earlier, ignore_errors=True)
+    return final
 
 
 def load_training_state(
@@ -104,7 +133,9 @@ def load_training_state(
 
     Refuses a state written with a different config, since the step plan (shuffling,
     batch cuts, schedule) would not line up."""
-    src = Path(directory)
+    src = _latest_state(Path(directory))
+    if src is None:
+        raise ValueError(f"{directory}: no training state saved there")
     metadata = json.loads((src / METADATA_FILE).read_text())
     saved = CUTConfig.model_validate(metadata["config"])
     if saved != config:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cut.checkpoint import METADATA_FILE, save_merged
+from cut.checkpoint import save_merged, saved_step
 from cut.config import CUTConfig
 from cut.examples import JudgedExample
 from cut.reports import FlaggedTokens, StepMetrics
@@ -47,15 +47,10 @@ class RoundTraining:
     too_long: list[int] = field(default_factory=list)
 
 
-def _saved_step(state_dir: Path) -> int:
-    metadata = state_dir / METADATA_FILE
-    return json.loads(metadata.read_text())["step"] if metadata.is_file() else 0
-
-
-def _earlier_steps(state_dir: Path, saved_step: int) -> list[StepMetrics]:
+def _earlier_steps(state_dir: Path, saved: int) -> list[StepMetrics]:
     """Metrics of the steps the saved state already covers; later lines are redone."""
     steps = [StepMetrics(**entry) for entry in read_json_lines(state_dir / STEPS_FILE)]
-    return [s for s in steps if s.step <= saved_step]
+    return [s for s in steps if s.step <= saved]
 
 
 def directory_sha256(directory: Path) -> str:
@@ -105,8 +100,8 @@ class Trainer:
         claim_directory(directory, campaign[1])
         state = directory / "rounds" / str(version) / "train-state"
         state.mkdir(parents=True, exist_ok=True)
-        saved_step = _saved_step(state) if config.save_state_every else 0
-        steps = _earlier_steps(state, saved_step)
+        resume_at = saved_step(state) if config.save_state_every else 0
+        steps = _earlier_steps(state, resume_at)
         (state / STEPS_FILE).write_text("".join(json.dumps(asdict(s)) + "\n" for s in steps))
 
         def on_step(metrics: StepMetrics) -> None:
@@ -122,7 +117,7 @@ class Trainer:
             config,
             callback=on_step,
             state_dir=state if config.save_state_every else None,
-            resume=saved_step > 0,
+            resume=resume_at > 0,
         )
         final = Path(self.checkpoint_path(campaign[0], version))
         staging = final.with_name(final.name + ".partial")

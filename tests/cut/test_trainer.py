@@ -1,4 +1,7 @@
 import math
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -7,7 +10,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from transformers import AutoModelForCausalLM
 
 from cut.batching import collate, micro_batches
-from cut.checkpoint import METADATA_FILE, save_merged
+from cut.checkpoint import METADATA_FILE, save_merged, saved_step
 from cut.config import CUTConfig
 from cut.examples import ExampleBuilder, JudgedExample, Polarity, RowKind
 from cut.loss import LossWeights, cut_loss
@@ -285,13 +288,16 @@ def test_saved_checkpoint_reloads_with_identical_logits(tokenizer, tmp_path, fin
     assert not any(name.startswith("adapter") for name in (p.name for p in out.iterdir()))
 
 
+# lambda 1: the random model flags about half the tokens, so flags are compared
+RESUMED_CONFIG = CUTConfig(
+    finetuning="full", batch_size=2, micro_batch_size=2, save_state_every=1,
+    **{"lambda": 1.0}, **FP32,
+)  # fmt: skip
+RESUMED_DATA = NEGATIVES + POSITIVES + NEGATIVES  # 10 examples: 5 steps
+
+
 def test_resume_from_saved_state_matches_an_uninterrupted_run(tokenizer, tmp_path):
-    # lambda 1: the random model flags about half the tokens, so flags are compared
-    config = CUTConfig(
-        finetuning="full", batch_size=2, micro_batch_size=2, save_state_every=1,
-        **{"lambda": 1.0}, **FP32,
-    )  # fmt: skip
-    data = NEGATIVES + POSITIVES + NEGATIVES  # 10 examples: 5 steps
+    config, data = RESUMED_CONFIG, RESUMED_DATA
     straight, straight_result = train_cut(tiny_model(tokenizer), tokenizer, data, config)
 
     class Crash(Exception):
@@ -326,6 +332,24 @@ def test_resume_from_saved_state_matches_an_uninterrupted_run(tokenizer, tmp_pat
             report.token_ids,
         ), index
         torch.testing.assert_close(resumed_report.ratios, report.ratios, rtol=1e-5, atol=0)
+
+
+def test_a_kill_while_a_state_is_written_resumes_from_the_state_before(tokenizer, tmp_path):
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.cut.killed_mid_save", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert saved_step(tmp_path) == 2  # step 3's state was never whole
+    straight, _ = train_cut(tiny_model(tokenizer), tokenizer, RESUMED_DATA, RESUMED_CONFIG)
+    resumed, result = train_cut(
+        tiny_model(tokenizer, seed=1), tokenizer, RESUMED_DATA, RESUMED_CONFIG,
+        state_dir=tmp_path, resume=True,
+    )  # fmt: skip
+    assert [m.step for m in result.steps] == [3, 4, 5]
+    for (name, a), b in zip(straight.named_parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "step-5"]
 
 
 def test_resume_refuses_a_state_saved_with_other_settings(tokenizer, tmp_path):
