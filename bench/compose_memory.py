@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import suppress
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,7 @@ import psycopg
 
 from orchestrator.models import fetch_bundled
 from tests.deploy.compose import services
-from tests.deploy.stack import Stack, stack
+from tests.deploy.stack import Stack, session_members, stack
 
 ADMIN_URL = os.environ.get(
     "CUTLOOP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -34,12 +35,9 @@ DEADLINE_S = 3600
 
 def _pss_gb(session: int) -> float:
     total = 0
-    for process in psutil.process_iter():
-        try:
-            if os.getsid(process.pid) == session:
-                total += process.memory_full_info().pss
-        except (psutil.Error, OSError):
-            continue
+    for process in session_members(session):
+        with suppress(psutil.Error):  # it may end between listing and reading
+            total += process.memory_full_info().pss
     return total / 2**30
 
 

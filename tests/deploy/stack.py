@@ -88,12 +88,17 @@ class Stack:
     def stop(self, process: subprocess.Popen) -> None:
         """What `docker kill` does to a container: the process and everything it started
         (Ray's daemons leave its process group, not its session)."""
-        doomed = [p for p in psutil.process_iter() if _session_of(p) == process.pid]
+        doomed = session_members(process.pid)
         for member in doomed:
             with suppress(psutil.Error):
                 member.kill()
         psutil.wait_procs(doomed, timeout=30)
         process.wait(timeout=30)
+
+
+def session_members(session: int) -> list[psutil.Process]:
+    """The processes of a service's session (its leader's pid), as a container holds them."""
+    return [p for p in psutil.process_iter() if _session_of(p) == session]
 
 
 def _session_of(process: psutil.Process) -> int | None:
