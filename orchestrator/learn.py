@@ -15,6 +15,7 @@ from orchestrator.config import CampaignConfig
 from orchestrator.judging import judge_name
 from orchestrator.round_context import RoundContext, RoundFailure, commit_stage
 from orchestrator.selection import select as select_answers
+from orchestrator.selection import truncated_left_out
 from orchestrator.training_fit import check_training_fits
 from store.models import CheckpointKind, Round, Stage
 from store.models import TrainingRun as TrainingRunRow
@@ -76,11 +77,7 @@ def build(context: RoundContext, round_id: int, index: int) -> None:
         usable = select_answers(judged, context.config.selection)
         negative = sum(j.polarity == Polarity.NEGATIVE for _, j, _ in usable)
         left_out = len(judged) - len(usable)
-        truncated = (
-            0
-            if context.config.selection.train_on_truncated
-            else sum(g.finish_reason == "length" for g, _, _ in judged)
-        )
+        truncated = truncated_left_out(judged, context.config.selection)
         cut_config = round_cut_config(context.config, index)
         check_training_fits(
             context.policy,

@@ -37,12 +37,20 @@ class SelectionSettings(BaseModel):
     )  # fmt: skip
 
 
+def cut_off(generation) -> bool:
+    """Whether the answer stopped at max_new_tokens rather than at its own end."""
+    return generation.finish_reason == "length"
+
+
+def truncated_left_out(judged: Sequence[Row], settings: SelectionSettings) -> int:
+    """How many of `judged` `select` leaves out for being cut off."""
+    return 0 if settings.train_on_truncated else sum(cut_off(row[0]) for row in judged)
+
+
 def select(judged: Sequence[Row], settings: SelectionSettings) -> list[Row]:
     """`judged` rows (generation, judgment, prompt) in store order -> the kept ones, in
     the same order."""
-    usable = [
-        row for row in judged if settings.train_on_truncated or row[0].finish_reason != "length"
-    ]
+    usable = [row for row in judged if settings.train_on_truncated or not cut_off(row[0])]
     polarities: dict[int, set[Polarity]] = defaultdict(set)
     for generation, judgment, _ in usable:
         polarities[generation.prompt_id].add(judgment.polarity)
