@@ -116,8 +116,10 @@ def test_calls_in_flight_bound_the_token_budgets_overshoot(config):
     paid = [r for r in results if r.status == JudgmentStatus.OK]
     tokens = [r.tokens_in + r.tokens_out for r in paid]
     assert len(set(tokens)) <= 2 and max(tokens) < budget  # ~ the same price per call
+    # the last call let through saw less than the budget spent, with at most
+    # `concurrency` calls (itself included) not yet counted
     spent = sum(tokens)
-    assert budget <= spent <= budget + (concurrency - 1) * max(tokens)
+    assert budget <= spent < budget + concurrency * max(tokens)
     assert len(slow.requests) == len(paid) < 40
     assert all("budget exhausted: max_total_tokens=200" in r.error
                for r in results if r.status == JudgmentStatus.FAILED)  # fmt: skip
