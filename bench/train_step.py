@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -54,7 +53,9 @@ def synthetic_examples(n: int = N_EXAMPLES, response_words: int = RESPONSE_WORDS
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from cut.memory import peak_rss_bytes
+
+    return peak_rss_bytes() / 2**20
 
 
 def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:

@@ -4,11 +4,11 @@ and checkpointing; prints the process's peak RSS and the estimate, as JSON."""
 from __future__ import annotations
 
 import json
-import resource
 import sys
 
 from cut.config import CUTConfig
 from cut.examples import JudgedExample, Polarity
+from cut.memory import peak_rss_bytes
 from cut.modeling import load_policy
 from cut.trainer import train_cut
 from orchestrator.training_fit import training_memory
@@ -28,7 +28,7 @@ def main(policy: str, max_tokens: int, checkpointing: bool) -> None:
     )  # fmt: skip
     model, tokenizer = load_policy(policy, config)
     train_cut(model, tokenizer, examples, config)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss_bytes()
     print(
         json.dumps(
             {"peak_gb": peak / 2**30, "estimate_gb": training_memory(policy, config).total_gb}
