@@ -190,6 +190,7 @@ def train_cut(
         )  # fmt: skip
     model = prepare_for_training(model, config)
     amp_dtype = autocast_dtype(config.precision, device)
+    logger.info("precision %s: %s", config.precision, "bf16 autocast" if amp_dtype else "fp32")
 
     # --- optimizer and schedule -------------------------------------------------------
     steps = plan_steps(items, config)
