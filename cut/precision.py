@@ -3,7 +3,7 @@
 On CUDA bf16 autocast is the norm when the GPU supports it. On CPUs it depends on the
 chip: with AVX512-BF16/AMX bf16 matmuls run ~3.8x faster than fp32 (measured on the
 project's machines), without them far slower (~130x on an AVX2-only EPYC); a machine
-with AVX512-BF16 but no AMX ran them 2x slower than fp32 (2026-11-29). A short probe
+with AVX512-BF16 but no AMX ran them 1.9x slower than fp32 (2026-11-29). A short probe
 decides.
 """
 
