@@ -106,6 +106,7 @@ def collate(items: Sequence[TrainingItem], pad_token_id: int) -> MicroBatch:
     kinds: list[int] = []
     pair: list[int] = []
     final: list[bool] = []
+    in_span: list[bool] = []
     spans: list[MisalignSpan] = []
     for b, (item, seq) in enumerate(zip(items, packed, strict=True)):
         n = len(seq.ids)
@@ -119,6 +120,8 @@ def collate(items: Sequence[TrainingItem], pad_token_id: int) -> MicroBatch:
             target_ids.extend(row.input_ids[row.prompt_length :])
             kinds.extend([int(row.kind)] * row.response_length)
             final.extend([False] * (row.response_length - 1) + [True])
+            judged = row.kind == RowKind.MISALIGN
+            in_span.extend(judged and t in item.span_positions for t in range(row.response_length))
             if row.kind == RowKind.ALIGN_N:
                 align_n_start = start
             if row.kind == RowKind.MISALIGN:
@@ -137,6 +140,7 @@ def collate(items: Sequence[TrainingItem], pad_token_id: int) -> MicroBatch:
             kinds=torch.tensor(kinds, dtype=torch.long),
             pair=torch.tensor(pair, dtype=torch.long),
             final=torch.tensor(final, dtype=torch.bool),
+            in_span=torch.tensor(in_span, dtype=torch.bool),
         ),
         misalign_spans=tuple(spans),
         n_tokens=sum(len(row.input_ids) for item in items for row in item.rows),

@@ -12,7 +12,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cut.examples import MisalignContext
-from cut.loss import LossWeights
+from cut.loss import Flagging, LossWeights
 from cut.templates import TemplateName
 
 Precision = Literal["auto", "fp32", "bf16"]
@@ -39,6 +39,12 @@ class CUTConfig(BaseModel):
         True,
         description="may the EOS ending a negative answer be flagged (the reference code: "
         "yes); false keeps MLE on it, so unlikelihood never teaches the policy not to stop",
+    )
+    flagging: Flagging = Field(
+        "contrast",
+        description="which Misalign tokens get unlikelihood: contrast (the paper's: "
+        "p_al/p_mis > lambda), spans (the tokens overlapping a span of the answer the "
+        "judgment faults; none where it gives none), union (either)",
     )
     dpo_beta: float = Field(0.1, gt=0, description="dpo: the inverse temperature beta")
     misalign_context: MisalignContext = Field(
@@ -92,7 +98,7 @@ class CUTConfig(BaseModel):
 
     @property
     def loss_weights(self) -> LossWeights:
-        return LossWeights(self.lam, self.alpha, self.gamma, self.flag_eos)
+        return LossWeights(self.lam, self.alpha, self.gamma, self.flag_eos, self.flagging)
 
     @model_validator(mode="after")
     def _micro_batch_fits(self) -> Self:

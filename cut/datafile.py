@@ -5,6 +5,8 @@ Two formats:
   judgment or one starting with "Perfect" is positive.
 - `.jsonl`: one {instruction, response, judgment, polarity?} object per line; without
   `polarity` the judgment decides, as above.
+Either may carry `spans`: [[start, end], ...], the character ranges of the answer
+(`output` / `response`) the judgment faults, which `cut.flagging: spans` trains on.
 An empty or "$ERROR$" judgment is a failed judge call: counted, reported, never trained on.
 """
 
@@ -13,11 +15,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from cut.examples import JudgedExample, Polarity, polarity_of
+from cut.spans import Span, check_spans
 
 FAILED_JUDGMENT_MARKERS = ("", "$ERROR$")
 
@@ -26,16 +29,34 @@ class DataFileError(ValueError):
     """A malformed data file; the message names the file, the record and the field."""
 
 
-class ReferenceRecord(BaseModel):
+class _WithSpans(BaseModel):
+    """`spans` checked against the answer they index (`answer_field`)."""
+
     model_config = ConfigDict(extra="ignore")
+    answer_field: ClassVar[str]
+    spans: list[list[int]] | None = None
+
+    @model_validator(mode="after")
+    def _spans_in_answer(self) -> Self:
+        if self.spans:
+            check_spans(self.spans, len(getattr(self, self.answer_field)))
+        return self
+
+    @property
+    def checked_spans(self) -> tuple[Span, ...]:
+        return check_spans(self.spans or [], len(getattr(self, self.answer_field)))
+
+
+class ReferenceRecord(_WithSpans):
+    answer_field = "output"
     instruction: str
     input: str = ""
     output: str
     judgment: str | None
 
 
-class JsonlRecord(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class JsonlRecord(_WithSpans):
+    answer_field = "response"
     instruction: str
     response: str
     judgment: str
@@ -68,14 +89,16 @@ def _from_reference(record: ReferenceRecord) -> JudgedExample | None:
     instruction = f"{record.instruction}\n\n{record.input}" if record.input else record.instruction
     judgment = record.judgment or "Perfect."
     polarity = Polarity.POSITIVE if record.judgment is None else polarity_of(judgment)
-    return JudgedExample(instruction, record.output, judgment, polarity)
+    return JudgedExample(instruction, record.output, judgment, polarity, record.checked_spans)
 
 
 def _from_jsonl(record: JsonlRecord) -> JudgedExample | None:
     if record.judgment.strip() in FAILED_JUDGMENT_MARKERS:
         return None
     polarity = record.polarity or polarity_of(record.judgment)
-    return JudgedExample(record.instruction, record.response, record.judgment, polarity)
+    return JudgedExample(
+        record.instruction, record.response, record.judgment, polarity, record.checked_spans
+    )
 
 
 def _parse(path: Path, label: str, raw: Any, jsonl: bool) -> JudgedExample | None:

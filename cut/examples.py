@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Literal
 
+from cut.spans import Span, covered_positions, token_offsets
 from cut.templates import FAKE_POSITIVE_JUDGMENT, PromptTemplate
 
 MisalignContext = Literal["plain", "fake_positive"]
@@ -48,6 +49,7 @@ class JudgedExample:
     response: str
     judgment: str
     polarity: Polarity
+    spans: tuple[Span, ...] = ()  # characters of `response` the judgment faults (cut/spans.py)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class TrainingItem:
 
     example_index: int
     rows: tuple[Row, ...]
+    # response positions (EOS excluded) whose characters a judged span covers
+    span_positions: frozenset[int] = frozenset()
 
     @property
     def is_negative(self) -> bool:
@@ -127,6 +131,15 @@ class ExampleBuilder:
         ids = [*self._encode(example.response, False), self.eos_token_id]
         return ids if len(ids) < self.max_length else None
 
+    def _span_positions(self, example: JudgedExample, response_ids: list[int]) -> frozenset[int]:
+        """The response positions a judged span covers, with the very ids `_response_ids`
+        gave (offsets are read from the same encoding)."""
+        if not example.spans:
+            return frozenset()
+        ids, offsets = token_offsets(self.tokenizer, example.response)
+        assert ids == response_ids[:-1], "offsets come from another encoding of the response"
+        return covered_positions(offsets, example.spans)
+
     def _misalign_context(self, instruction: str) -> str:
         if self.misalign_context == "fake_positive":
             return self.template.judged(instruction, FAKE_POSITIVE_JUDGMENT)
@@ -142,7 +155,7 @@ class ExampleBuilder:
             return TrainingItem(index, (self._row(self.template.plain(x), ids, RowKind.ALIGN_P),))
         align_n = self._row(self.template.judged(x, example.judgment), ids, RowKind.ALIGN_N)
         misalign = self._row(self._misalign_context(x), ids, RowKind.MISALIGN)
-        item = TrainingItem(index, (align_n, misalign))
+        item = TrainingItem(index, (align_n, misalign), self._span_positions(example, ids))
         assert misalign.input_ids[misalign.prompt_length :] == item.response_ids
         return item
 

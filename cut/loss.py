@@ -4,10 +4,12 @@ Per response token:
   Align-P / Align-N:          -log p(y_t)
   Misalign, t not flagged:     -log p_mis(t)
   Misalign, t flagged:         -alpha * w_t * log(1 - p_mis(t))   (1 - p clamped at 1e-5)
-where t is flagged when p_al(t) / p_mis(t) > lambda (p_al from the paired Align-N
-token in the same forward pass, detached) and w_t = p_al(t)^gamma in the paper's
-dynamic variant, else 1. With `flag_eos` off, a row's final token (its EOS) is never
-flagged: unlikelihood on it teaches the policy not to stop.
+where, with `flagging` contrast (the paper's), t is flagged when p_al(t) / p_mis(t) >
+lambda (p_al from the paired Align-N token in the same forward pass, detached); with
+spans, when the token overlaps a span of the answer the judgment faults; with union,
+when either holds. w_t = p_al(t)^gamma in the paper's dynamic variant, else 1. With
+`flag_eos` off, a row's final token (its EOS) is never flagged: unlikelihood on it
+teaches the policy not to stop.
 
 The caller passes `normalizer` = the number of response tokens in the whole optimizer
 step, so summing the returned losses over micro-batches gives the same gradient however
@@ -17,12 +19,14 @@ the step is split.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from cut.examples import RowKind
 
 ONE_MINUS_P_FLOOR = 1e-5
+Flagging = Literal["contrast", "spans", "union"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class LossWeights:
     alpha: float = 1.0  # weight of the unlikelihood term
     gamma: float | None = None  # paper-only dynamic weight p_al^gamma; None = off
     flag_eos: bool = True  # may a row's final (EOS) token be flagged
+    flagging: Flagging = "contrast"  # which Misalign tokens get unlikelihood (see above)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class TokenTargets:
     kinds: torch.Tensor  # (T,) int64, RowKind values
     pair: torch.Tensor  # (T,) int64
     final: torch.Tensor  # (T,) bool, True at each row's last target (its EOS)
+    in_span: torch.Tensor | None = None  # (T,) bool, Misalign tokens a judged span covers
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,15 @@ def flag_tokens(p_align: torch.Tensor, p_misalign: torch.Tensor, lam: float) -> 
     return (p_align - lam * p_misalign) > 0
 
 
+def select_flagged(
+    contrast: torch.Tensor, in_span: torch.Tensor, flagging: Flagging
+) -> torch.Tensor:
+    """The Misalign tokens that get unlikelihood, from the ratio test and the spans."""
+    if flagging == "contrast":
+        return contrast
+    return in_span if flagging == "spans" else contrast | in_span
+
+
 def cut_loss(
     logp: torch.Tensor, targets: TokenTargets, weights: LossWeights, normalizer: int
 ) -> LossOutput:
@@ -72,7 +87,11 @@ def cut_loss(
     with torch.no_grad():
         p_mis = logp_mis.exp()
         p_al = logp[targets.pair[mis_index]].exp()
-        flagged_mis = flag_tokens(p_al, p_mis, weights.lam)
+        contrast = flag_tokens(p_al, p_mis, weights.lam)
+        in_span = (
+            torch.zeros_like(contrast) if targets.in_span is None else targets.in_span[mis_index]
+        )
+        flagged_mis = select_flagged(contrast, in_span, weights.flagging)
         if not weights.flag_eos:
             flagged_mis &= ~targets.final[mis_index]
         ratio = torch.full_like(logp, float("nan"))

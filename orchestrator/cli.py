@@ -86,6 +86,9 @@ def train(
     lam: Annotated[float | None, typer.Option("--lambda", help="Flag threshold λ.")] = None,
     alpha: Annotated[float | None, typer.Option(help="Unlikelihood weight α.")] = None,
     gamma: Annotated[float | None, typer.Option(help="Paper's dynamic weight γ.")] = None,
+    flagging: Annotated[
+        str | None, typer.Option(help="contrast, spans (the records' spans) or union.")
+    ] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak LR.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Passes over the data.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Examples per step.")] = None,
@@ -102,7 +105,8 @@ def train(
         config,
         {
             "finetuning": finetuning, "lam": lam, "alpha": alpha, "gamma": gamma,
-            "learning_rate": learning_rate, "epochs": epochs, "batch_size": batch_size,
+            "flagging": flagging, "learning_rate": learning_rate, "epochs": epochs,
+            "batch_size": batch_size,
             "micro_batch_size": micro_batch_size, "max_length": max_length,
             "align_p_ratio": align_p_ratio, "precision": precision, "seed": seed,
         },

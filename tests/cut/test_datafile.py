@@ -80,3 +80,17 @@ def test_shipped_sample_loads():
     sample = Path(__file__).parents[2] / "campaigns" / "data" / "offline-sample.json"
     data = load_judged_file(sample)
     assert data.n_negative >= 10 and data.n_positive >= 4 and len(data.failed) == 2
+
+
+def test_spans_are_read_when_given_and_refused_outside_the_answer(tmp_path):
+    lines = [
+        {"instruction": "a", "response": "sea, sky", "judgment": "Commas.", "spans": [[3, 4]]},
+        {"instruction": "a", "response": "sea sky", "judgment": "Perfect."},
+    ]
+    path = write(tmp_path, "spans.jsonl", "\n".join(json.dumps(line) for line in lines))
+    assert [e.spans for e in load_judged_file(path).examples] == [((3, 4),), ()]
+    record = {"instruction": "a", "input": "", "output": "54", "judgment": "No.", "spans": [[0, 2]]}
+    assert load_judged_file(write(tmp_path, "ref.json", [record])).examples[0].spans == ((0, 2),)
+    bad = write(tmp_path, "bad.jsonl", json.dumps({**lines[0], "spans": [[3, 40]]}))
+    with pytest.raises(DataFileError, match=r"line 1: .*spans: \[3, 40\] is not within the answer"):
+        load_judged_file(bad)
