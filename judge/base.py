@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from cut.examples import Polarity
+from cut.spans import Span
 
 
 class JudgmentStatus(StrEnum):
@@ -22,12 +23,14 @@ class JudgeRequest:
 
 @dataclass(frozen=True)
 class JudgmentResult:
-    """A judgment (status ok: text and polarity set) or a failed call (error set)."""
+    """A judgment (status ok: text and polarity set) or a failed call (error set).
+    `spans`: the characters of the response the judgment faults (cut/spans.py)."""
 
     judge_name: str
     status: JudgmentStatus
     text: str | None = None
     polarity: Polarity | None = None
+    spans: tuple[Span, ...] = ()
     error: str | None = None
     judge_model: str | None = None
     latency_s: float = 0.0

@@ -1,6 +1,7 @@
 """A local judge: any causal LM (HF directory or id) writes a judgment and then a
 verdict, "Yes." (the response is acceptable) or "No.", which gives the polarity.
-Output without a verdict is a failed call, never a judgment."""
+Output without a verdict is a failed call, never a judgment. The judge is asked to quote
+the faulty text; quotes found in the answer become spans (judge/quotes.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cut.examples import Polarity
 from judge.base import JudgeRequest, JudgmentResult
+from judge.quotes import quoted_spans
 
 LOCAL_JUDGE_TEMPLATE = (
     "Below is an instruction that describes a task and a potential response. Evaluate the "
-    "response: point out precisely what mistakes it has, or say that it is perfect. Then, "
+    "response: point out precisely what mistakes it has, quoting each faulty part of the "
+    "response verbatim in double quotes, or say that it is perfect. Then, "
     'on a last line, answer whether the response is acceptable with "Yes." or "No.".\n\n'
     "### Instruction:\n{instruction}\n\n### Response:\n{response}\n\n### Judgment:\n"
 )
@@ -48,6 +51,13 @@ def parse_local_judgment(output: str) -> ParsedJudgment | None:
     if not text:
         return None  # a bare "No." says nothing to learn from
     return ParsedJudgment(text, Polarity.POSITIVE if verdict == "yes" else Polarity.NEGATIVE)
+
+
+def spans_of(parsed: ParsedJudgment, request: JudgeRequest) -> tuple:
+    """A negative judgment's quotes found in the answer."""
+    if parsed.polarity != Polarity.NEGATIVE:
+        return ()
+    return quoted_spans(parsed.text, request.response)
 
 
 class LocalJudge:
@@ -88,7 +98,8 @@ class LocalJudge:
                 )
             latency = (time.perf_counter() - started) / len(batch)
             new_tokens = output[:, inputs["input_ids"].shape[1] :]
-            for row, prompt_ids in zip(new_tokens, inputs["attention_mask"], strict=True):
+            rows = zip(batch, new_tokens, inputs["attention_mask"], strict=True)
+            for request, row, prompt_ids in rows:
                 text = self._tokenizer.decode(row, skip_special_tokens=True)
                 extra = {
                     "judge_model": self.config.model,
@@ -98,7 +109,13 @@ class LocalJudge:
                 }
                 parsed = parse_local_judgment(text)
                 result = (
-                    JudgmentResult.ok(self.name, parsed.text, parsed.polarity, **extra)
+                    JudgmentResult.ok(
+                        self.name,
+                        parsed.text,
+                        parsed.polarity,
+                        spans=spans_of(parsed, request),
+                        **extra,
+                    )
                     if parsed
                     else JudgmentResult.failed(
                         self.name, f"no Yes/No verdict in: {text[:80]!r}", **extra

@@ -1,17 +1,21 @@
 """The paper's GPT-4 judge, for OpenAI or any OpenAI-compatible endpoint (docs/cut.md):
-a judgment is positive when it starts with the word "perfect"."""
+a judgment is positive when it starts with the word "perfect". The default prompt is the
+paper's plus one sentence asking the judge to quote the faulty text, so each quote found
+in the answer becomes a span CUT can flag (judge/quotes.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 
 from pydantic import Field
 
-from cut.examples import polarity_of
+from cut.examples import Polarity, polarity_of
 from judge.base import JudgeRequest, JudgmentResult
 from judge.cache import JudgmentCache, cache_key
 from judge.openai_client import ChatCaller, ChatConfig
+from judge.quotes import quoted_spans
 from judge.spending import Spending
 
 PAPER_SYSTEM_PROMPT = (
@@ -21,11 +25,19 @@ PAPER_SYSTEM_PROMPT = (
     "it has."
 )
 PAPER_USER_TEMPLATE = "### Instruction: {instruction}\n\n### Response: {response}"
+QUOTE_REQUEST = (
+    " Quote each faulty part of the response verbatim, in double quotes, so that it can be "
+    "found in the response."
+)
+SYSTEM_PROMPT = PAPER_SYSTEM_PROMPT + QUOTE_REQUEST
 
 
 class OpenAIJudgeConfig(ChatConfig):
     name: str = Field("openai", description="judge name stored with each judgment")
-    system_prompt: str = PAPER_SYSTEM_PROMPT
+    system_prompt: str = Field(
+        SYSTEM_PROMPT, description="the paper's prompt (PAPER_SYSTEM_PROMPT) and a request "
+        "to quote the faulty text",
+    )  # fmt: skip
     user_template: str = Field(PAPER_USER_TEMPLATE, description="{instruction}, {response}")
 
 
@@ -85,6 +97,8 @@ class OpenAIJudge:
             else:
                 result = JudgmentResult.ok(self.name, reply.text, polarity_of(reply.text), **extra)
                 self.cache.put(key, result)
+        if result.text is not None and result.polarity == Polarity.NEGATIVE:
+            result = replace(result, spans=quoted_spans(result.text, request.response))
         if on_result is not None:
             on_result(result)
         return result

@@ -3,8 +3,11 @@ says precisely what is wrong and where.
 
 `violation(response)` returns None when the constraint holds, else one sentence a model
 can learn from, e.g. 'The response uses commas ("sea, sky") although the instruction
-forbids commas.' `describe()` is the sentence added to the instruction; `sample(rng)`
-draws parameters for the instruction generator.
+forbids commas.' `faulty_spans(response)` says where a violated constraint fails: the
+character spans of the offending text (every comma, the words past a limit, ...), or
+none when the fault is an absence (a missing keyword, title or postscript).
+`describe()` is the sentence added to the instruction; `sample(rng)` draws parameters
+for the instruction generator.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import random
 import re
 from dataclasses import dataclass
 from typing import ClassVar
+
+from cut.spans import Span, merge_spans
 
 WORD = re.compile(r"[A-Za-z0-9'’-]+")
 SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
@@ -35,6 +40,26 @@ def count_words(text: str) -> int:
     return len(WORD.findall(text))
 
 
+def spans_of(pattern: str | re.Pattern[str], text: str, flags: int = 0) -> tuple[Span, ...]:
+    """Every match of `pattern` in `text`, as spans."""
+    return merge_spans(m.span() for m in re.finditer(pattern, text, flags))
+
+
+def tail_from(text: str, start: int) -> tuple[Span, ...]:
+    """From `start` to the end of the text's last non-blank character."""
+    end = len(text.rstrip())
+    return ((start, end),) if end > start else ()
+
+
+def last_sentence(text: str) -> tuple[Span, ...]:
+    """The text's final sentence: after the last sentence end that is not the text's own."""
+    end = len(text.rstrip())
+    starts = [m.end() for m in SENTENCE_END.finditer(text) if m.end() < end]
+    start = starts[-1] if starts else 0
+    start += len(text[start:end]) - len(text[start:end].lstrip())
+    return ((start, end),) if end > start else ()
+
+
 @dataclass(frozen=True)
 class Constraint:
     kind: ClassVar[str]
@@ -45,6 +70,10 @@ class Constraint:
 
     def violation(self, response: str) -> str | None:
         raise NotImplementedError
+
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        """Where the violated constraint fails in `response`; () for an absence."""
+        return ()
 
     @classmethod
     def sample(cls, rng: random.Random) -> Constraint:
@@ -65,6 +94,9 @@ class AllLowercase(Constraint):
         snippet = excerpt(response, match.start(), match.end())
         return f'The response uses capital letters ("{snippet}") although the instruction asks for all lowercase letters.'
 
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        return spans_of(r"[A-Z]+", response)
+
 
 @dataclass(frozen=True)
 class AllUppercase(Constraint):
@@ -79,6 +111,9 @@ class AllUppercase(Constraint):
             return None
         snippet = excerpt(response, match.start(), match.end())
         return f'The response uses lowercase letters ("{snippet}") although the instruction asks for capital letters only.'
+
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        return spans_of(r"[a-z]+", response)
 
 
 @dataclass(frozen=True)
@@ -95,6 +130,12 @@ class CapitalWordLimit(Constraint):
             return None
         shown = ", ".join(f'"{w}"' for w in capitals[:4])
         return f"The response has {len(capitals)} all-capital words ({shown}), more than the allowed {self.limit}."
+
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        """The all-capital words past the limit."""
+        capitals = [m.span() for m in WORD.finditer(response)
+                    if len(m[0]) > 1 and m[0].isupper()]  # fmt: skip
+        return merge_spans(capitals[self.limit :])
 
     @classmethod
     def sample(cls, rng: random.Random) -> Constraint:
@@ -115,6 +156,9 @@ class NoCommas(Constraint):
         snippet = excerpt(response, index, index + 1, margin=4)
         return f'The response uses commas ("{snippet}") although the instruction forbids commas.'
 
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        return spans_of(",", response)
+
 
 @dataclass(frozen=True)
 class NoExclamation(Constraint):
@@ -129,6 +173,9 @@ class NoExclamation(Constraint):
             return None
         snippet = excerpt(response, index, index + 1)
         return f'The response uses an exclamation mark ("{snippet}") although the instruction forbids them.'
+
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        return spans_of("!", response)
 
 
 @dataclass(frozen=True)
@@ -146,6 +193,12 @@ class BulletPoints(Constraint):
         return (
             f"The response has {found} bullet points but the instruction asks for exactly {self.n}."
         )
+
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        """The bullet lines past the n-th (too few bullets is an absence)."""
+        lines = [m.span() for m in re.finditer(r"^\s*[*-]\s+\S.*$", response, re.MULTILINE)]
+        return merge_spans((start + len(response[start:end]) - len(response[start:end].lstrip()),
+                            end) for start, end in lines[self.n :])  # fmt: skip
 
     @classmethod
     def sample(cls, rng: random.Random) -> Constraint:
@@ -166,6 +219,10 @@ class Paragraphs(Constraint):
             return None
         return f"The response has {len(parts)} paragraphs separated by *** but the instruction asks for exactly {self.n}."
 
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        """The *** dividers past the (n-1)-th (too few is an absence)."""
+        return merge_spans(m.span() for m in list(re.finditer(r"\*\*\*", response))[self.n - 1 :])
+
     @classmethod
     def sample(cls, rng: random.Random) -> Constraint:
         return cls(rng.randint(2, 4))
@@ -184,6 +241,12 @@ class Sections(Constraint):
         if found == self.n:
             return None
         return f"The response marks {found} sections with SECTION X but the instruction asks for {self.n}."
+
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        """The SECTION markers past the n-th (too few is an absence)."""
+        return merge_spans(
+            m.span() for m in list(re.finditer(r"\bSECTION\s+\d+", response))[self.n :]
+        )
 
     @classmethod
     def sample(cls, rng: random.Random) -> Constraint:
@@ -257,6 +320,11 @@ class MaxWords(Constraint):
             return None
         return f"The response has {n} words, more than the limit of {self.limit}."
 
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        """From the first word past the limit to the end."""
+        words = list(WORD.finditer(response))
+        return tail_from(response, words[self.limit].start()) if len(words) > self.limit else ()
+
     @classmethod
     def sample(cls, rng: random.Random) -> Constraint:
         return cls(rng.choice((30, 50, 80, 120)))
@@ -294,6 +362,16 @@ class MaxSentences(Constraint):
         if n <= self.limit:
             return None
         return f"The response has {n} sentences, more than the limit of {self.limit}."
+
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        """From the first sentence past the limit to the end."""
+        ends = [m.end() for m in SENTENCE_END.finditer(response.strip() + " ")]
+        if len(ends) <= self.limit:
+            return ()
+        offset = len(response) - len(response.lstrip())  # ends are of the stripped text
+        start = offset + ends[self.limit - 1]
+        start += len(response[start:]) - len(response[start:].lstrip())
+        return tail_from(response, start)
 
     @classmethod
     def sample(cls, rng: random.Random) -> Constraint:
@@ -346,6 +424,11 @@ class ForbiddenWords(Constraint):
                 snippet = excerpt(response, match.start(), match.end())
                 return f'The response uses the forbidden word "{word}" ("{snippet}").'
         return None
+
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        """Every occurrence of every forbidden word."""
+        return merge_spans(span for word in self.words
+                           for span in spans_of(rf"\b{re.escape(word)}\b", response, re.I))  # fmt: skip
 
     @classmethod
     def sample(cls, rng: random.Random) -> Constraint:
@@ -406,6 +489,10 @@ class EndWith(Constraint):
         tail = " ".join(response.strip()[-40:].split())
         return f'The response ends with "...{tail}" instead of the required phrase "{self.phrase}".'
 
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        """The last sentence: where the required phrase should have been."""
+        return last_sentence(response)
+
     @classmethod
     def sample(cls, rng: random.Random) -> Constraint:
         return cls(rng.choice(ENDINGS))
@@ -425,6 +512,11 @@ class StartWith(Constraint):
             return None
         first = words[0] if words else ""
         return f'The response starts with "{first}" instead of the required word "{self.word}".'
+
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        """The first word, written where the required one should have been."""
+        first = WORD.search(response)
+        return (first.span(),) if first else ()
 
     @classmethod
     def sample(cls, rng: random.Random) -> Constraint:
@@ -478,6 +570,18 @@ class ValidJson(Constraint):
             return f"The response is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}."
         return None
 
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        """The character where parsing fails (the end, for JSON cut short)."""
+        text = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", response.strip(), flags=re.I)
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as error:
+            if not text:
+                return ()
+            where = response.find(text) + min(error.pos, len(text) - 1)
+            return ((where, where + 1),)
+        return ()
+
 
 @dataclass(frozen=True)
 class RepeatRequest(Constraint):
@@ -492,6 +596,15 @@ class RepeatRequest(Constraint):
             return None
         start = " ".join(response.strip()[:40].split())
         return f'The response does not start by repeating the request word for word; it starts with "{start}...".'
+
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        """The word where the response departs from the request."""
+        offset = len(response) - len(response.lstrip())
+        text, request = response.strip(), self.request.strip()
+        same = next((i for i, (a, b) in enumerate(zip(text, request, strict=False)) if a != b),
+                    min(len(text), len(request)))  # fmt: skip
+        word = re.compile(r"\S+").search(text, max(0, text.rfind(" ", 0, same) + 1))
+        return ((offset + word.start(), offset + word.end()),) if word else ()
 
 
 CONSTRAINT_TYPES: tuple[type[Constraint], ...] = (

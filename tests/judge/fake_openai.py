@@ -3,6 +3,8 @@
 Replies depend on markers in the user message, so each request's fate is known
 whatever the order in which concurrent requests arrive:
 - `[[good]]` in the message: the reply is "Perfect."; otherwise a negative judgment.
+- `[[quote:TEXT]]`: a negative judgment that quotes TEXT in double quotes, each `_` a
+  space (so the marker itself never holds the quote).
 - `[[coin]]`: "Perfect." or the negative judgment by a hash of the whole message, so
   answers to one instruction get different judgments, each the same on every retry.
 - AlpacaEval's prompts (alpaca_eval_gpt4's ranking, weighted_alpaca_eval_gpt4_turbo's
@@ -41,6 +43,7 @@ FAULT = re.compile(r"\[\[fault:(?P<kind>\w+):(?P<count>\w+)\]\]")
 RANKED = re.compile(r'"model": "(model_[12])",\s*"answer": """(.*?)"""', re.DOTALL)
 IDENTIFIED = re.compile(r'"model_identifier": "([mM])",\s*"output": """(.*?)"""', re.DOTALL)
 NEGATIVE = "The answer is wrong: 7 x 8 is 56, not 54."
+QUOTE = re.compile(r"\[\[quote:(.+?)\]\]")
 
 
 @dataclass
@@ -114,6 +117,8 @@ class FakeOpenAI:
             return str([{"model": first, "rank": 1}, {"model": second, "rank": 2}])
         if IDENTIFIED.search(content):
             return self._preferred(IDENTIFIED.findall(content))[0]
+        if quoted := QUOTE.search(content):
+            return f'The answer is wrong: "{quoted[1].replace("_", " ")}" should say 56.'
         if "[[coin]]" in content:
             return "Perfect." if hashlib.sha256(content.encode()).digest()[0] % 2 else NEGATIVE
         return "Perfect." if "[[good]]" in content else NEGATIVE

@@ -65,3 +65,13 @@ def test_rule_pairwise_win_and_loss():
         [PairwiseItem(instruction.text, bad, good), PairwiseItem(instruction.text, good, bad)]
     )
     assert [r.preference for r in results] == [2.0, 1.0]
+
+
+def test_a_local_negative_judgments_quotes_become_spans():
+    from judge.local_judge import spans_of
+
+    request = JudgeRequest("What is 7 x 8?", "It is 54, I think.")
+    negative = parse_local_judgment('The answer "54" is wrong, and "55" too. No.')
+    assert [request.response[a:b] for a, b in spans_of(negative, request)] == ["54"]
+    positive = parse_local_judgment('Perfect: "54" is right. Yes.')
+    assert spans_of(positive, request) == ()

@@ -162,3 +162,17 @@ def test_the_key_reaches_no_log_result_or_stored_row(server, config, caplog, ses
     assert len(stored) == 3 and all(KEY not in str(row) for row in stored)
     assert KEY not in caplog.text
     assert all(KEY not in str(record.args) for record in caplog.records)
+
+
+def test_the_judges_quotes_become_spans_of_the_answer_cached_or_not(server, config, tmp_path):
+    from judge.openai_judge import QUOTE_REQUEST
+
+    answers = ("So 7 x 8 =\n54. [[quote:7_x_8_=_54]]", "It is 54. [[quote:7_x_9]]")
+    cache = tmp_path / "cache.jsonl"
+    first = OpenAIJudge(config, JudgmentCache(cache)).judge(ask(*answers))
+    assert [answers[0][a:b] for a, b in first[0].spans] == ["7 x 8 =\n54"]
+    assert first[1].spans == ()  # quoted, but not in the answer: ignored
+    assert all(QUOTE_REQUEST in q.content for q in server.requests)
+    again = OpenAIJudge(config, JudgmentCache(cache)).judge(ask(*answers))
+    assert [r.cached for r in again] == [True, True] and len(server.requests) == 2
+    assert [r.spans for r in again] == [r.spans for r in first]
