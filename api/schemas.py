@@ -179,6 +179,10 @@ class JudgmentOut(_Read):
     status: JudgmentStatus
     polarity: Polarity | None
     text: str | None
+    spans: list[tuple[int, int]] | None = Field(
+        description="[start, end) character ranges of the answer the judgment faults; [] "
+        "none located; null for judgments stored before spans were recorded"
+    )
     error: str | None
     latency_s: float | None
     created_at: Time

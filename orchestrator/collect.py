@@ -87,6 +87,7 @@ def judge(context: RoundContext, round_id: int, index: int) -> None:
         rows = []
         for (generation, _), result in zip(batch, results, strict=True):
             fields = {k: v for k, v in asdict(result).items() if k != "cached"}
+            fields["spans"] = [list(span) for span in result.spans]  # as JSON reads them back
             rows.append({"generation_id": generation.id, **fields})
             last_error = result.error or last_error
         with context.sessions.begin() as session:

@@ -38,8 +38,12 @@ logger = logging.getLogger(__name__)
 
 # --- build --------------------------------------------------------------------------
 def as_examples(judged) -> list[JudgedExample]:
-    """(generation, judgment, prompt) rows as the trainer's examples."""
-    return [JudgedExample(p.instruction, g.text, j.text, j.polarity) for g, j, p in judged]
+    """(generation, judgment, prompt) rows as the trainer's examples, with their spans."""
+    return [
+        JudgedExample(p.instruction, g.text, j.text, j.polarity,
+                      tuple(tuple(span) for span in j.spans or ()))
+        for g, j, p in judged
+    ]  # fmt: skip
 
 
 def round_cut_config(config: CampaignConfig, index: int) -> CUTConfig:

@@ -232,6 +232,9 @@ class Judgment(Base):
     text: Mapped[str | None] = mapped_column(Text)
     polarity: Mapped[Polarity | None] = mapped_column(_enum(Polarity))
     error: Mapped[str | None] = mapped_column(Text)
+    # [[start, end], ...] characters of the answer the judgment faults; [] none located,
+    # NULL for judgments stored before spans existed (cut/spans.py)
+    spans: Mapped[list[Any] | None]
     latency_s: Mapped[float | None]
     tokens_in: Mapped[int | None]
     tokens_out: Mapped[int | None]

@@ -237,6 +237,13 @@ async function showAnswer(generationId) {
     const box = element("div", { class: `judgment ${j.polarity ?? "failed"}` });
     box.append(element("div", { class: "muted" }, `${j.judge_name} · ${j.polarity ?? j.status}`),
       element("p", {}, j.text ?? j.error ?? ""));
+    if (j.spans?.length) {  // the answer's text the judgment faults, as the judge located it
+      const faults = element("div", { class: "spans" });
+      faults.append(element("span", { class: "muted" }, "faults in the answer: "),
+        ...j.spans.map(([start, end]) => element("mark", { class: "judged", title: `characters ${start}–${end}` },
+          answer.text.slice(start, end))));
+      box.append(faults);
+    }
     return box;
   }));
 }

@@ -91,6 +91,7 @@ def judgment_out(judgment: Judgment, generation: Generation, prompt: Prompt) -> 
         status=judgment.status,
         polarity=judgment.polarity,
         text=judgment.text,
+        spans=judgment.spans,
         error=judgment.error,
         latency_s=judgment.latency_s,
         created_at=judgment.created_at,

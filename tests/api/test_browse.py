@@ -192,3 +192,22 @@ def test_a_finished_campaign_streams_its_rounds_and_ends(client):
                 events.append(line.removeprefix("event: "))
     assert events[0] == "campaign" and events[-1] == "end"
     assert events.count("round") == 3
+
+
+def test_judgments_and_answers_carry_the_spans_the_judge_located(client, db):
+    """The rule judge's spans, stored by the judge stage, come back over the API as the
+    judge computes them again from the instruction and the answer."""
+    from judge.base import JudgeRequest
+    from judge.rule_judge import RuleJudge
+
+    everything = client.get(f"{BASE}/rounds/1/judgments", params={"limit": 100}).json()["data"]
+    judge = RuleJudge()
+    for j in everything:
+        [again] = judge.judge([JudgeRequest(j["instruction"], j["answer"])])
+        assert j["spans"] == [list(span) for span in again.spans]
+        stored = db.get(Judgment, j["id"])
+        assert stored.spans == j["spans"]
+    assert any(j["spans"] for j in everything)  # random answers break located constraints
+    negative = next(j for j in everything if j["polarity"] == "negative")
+    answer = client.get(f"{BASE}/answers/{negative['generation_id']}").json()
+    assert answer["judgments"][0]["spans"] == negative["spans"]

@@ -141,3 +141,24 @@ def test_a_key_given_twice_in_one_batch_is_one_row_or_a_conflict(sessions):
         add_generations(s, list(changed))
     with sessions() as s:
         assert count(s, Generation) == 1  # nothing of the refused batch was written
+
+
+def test_a_judgments_spans_are_stored_and_read_back_for_training(sessions):
+    """Build reads the spans back (a resumed round trains on what was stored), on both
+    stores; a repeat with other spans is a conflict, never an overwrite."""
+    from orchestrator.learn import as_examples
+
+    with sessions.begin() as s:
+        _, round_, gen_ids = seeded_generations(s)
+        add_judgments(s, [
+            judgment_row(gen_ids[0], text="Commas.", polarity="negative", spans=[[1, 2], [4, 6]]),
+            judgment_row(gen_ids[1], text="No title.", polarity="negative", spans=[]),
+            judgment_row(gen_ids[2]),  # stored without spans, as before they existed
+        ])  # fmt: skip
+    with sessions() as s:
+        judged = ok_judgments(s, [round_.id], "rules")
+        assert [j.spans for _, j, _ in judged] == [[[1, 2], [4, 6]], [], None]
+        assert [e.spans for e in as_examples(judged)] == [((1, 2), (4, 6)), (), ()]
+    with pytest.raises(ConflictError, match=r"judgment\.spans"), sessions.begin() as s:
+        add_judgments(s, [judgment_row(gen_ids[0], text="Commas.", polarity="negative",
+                                       spans=[[1, 2]])])  # fmt: skip
