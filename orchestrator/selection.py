@@ -1,18 +1,21 @@
 """Which judged answers a round trains on: complete answers (truncated ones only when
-asked), optionally only instructions whose samples disagree, and at most so many
-positives and negatives per instruction."""
+asked), optionally only instructions whose samples disagree, at most so many positives
+and negatives per instruction, and optionally only short positives, so that training
+does not reward length (the positives that meet a constraint tend to be longer)."""
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cut.examples import Polarity
 
 Row = TypeVar("Row", bound=tuple)  # (Generation, Judgment, Prompt)
+ShortPositives = Literal["off", "shortest", "median"]
 
 
 class SelectionSettings(BaseModel):
@@ -35,6 +38,11 @@ class SelectionSettings(BaseModel):
         None, ge=1, description="keep at most this many negative answers per instruction, "
         "in sample order; None keeps all",
     )  # fmt: skip
+    short_positives: ShortPositives = Field(
+        "off", description="off: positives of any length; shortest: only each instruction's "
+        "shortest positive; median: only positives no longer (in characters) than the median "
+        "of the usable answers",
+    )  # fmt: skip
 
 
 def cut_off(generation) -> bool:
@@ -47,10 +55,31 @@ def truncated_left_out(judged: Sequence[Row], settings: SelectionSettings) -> in
     return 0 if settings.train_on_truncated else sum(cut_off(row[0]) for row in judged)
 
 
+def drop_long_positives(usable: list[Row], mode: ShortPositives) -> list[Row]:
+    """`usable` without the positives `mode` finds too long (see SelectionSettings); the
+    negatives all stay, so an instruction's samples still disagree or not as before."""
+    if mode == "off" or not usable:
+        return usable
+    if mode == "median":
+        limit = statistics.median(len(g.text) for g, _, _ in usable)
+        return [r for r in usable if r[1].polarity != Polarity.POSITIVE or len(r[0].text) <= limit]
+    shortest: dict[int, Row] = {}
+    for row in usable:  # the first of equally short ones, in store order
+        generation, judgment, _ = row
+        best = shortest.get(generation.prompt_id)
+        if judgment.polarity == Polarity.POSITIVE and (
+            best is None or len(generation.text) < len(best[0].text)
+        ):
+            shortest[generation.prompt_id] = row
+    kept = {id(row) for row in shortest.values()}
+    return [r for r in usable if r[1].polarity != Polarity.POSITIVE or id(r) in kept]
+
+
 def select(judged: Sequence[Row], settings: SelectionSettings) -> list[Row]:
     """`judged` rows (generation, judgment, prompt) in store order -> the kept ones, in
     the same order."""
     usable = [row for row in judged if settings.train_on_truncated or not cut_off(row[0])]
+    usable = drop_long_positives(usable, settings.short_positives)
     polarities: dict[int, set[Polarity]] = defaultdict(set)
     for generation, judgment, _ in usable:
         polarities[generation.prompt_id].add(judgment.polarity)

@@ -10,9 +10,10 @@ from orchestrator.selection import SelectionSettings, select
 POS, NEG = Polarity.POSITIVE, Polarity.NEGATIVE
 
 
-def answer(prompt_id, sample_index, polarity, finish="stop"):
+def answer(prompt_id, sample_index, polarity, finish="stop", text=None):
+    text = text if text is not None else "x" * (10 + sample_index)
     generation = SimpleNamespace(
-        prompt_id=prompt_id, sample_index=sample_index, finish_reason=finish
+        prompt_id=prompt_id, sample_index=sample_index, finish_reason=finish, text=text
     )
     return generation, SimpleNamespace(polarity=polarity), SimpleNamespace(id=prompt_id)
 
@@ -52,3 +53,21 @@ def test_negatives_per_prompt_keeps_the_first_negatives():
     assert kept(negatives_per_prompt=1) == [(1, 1), (1, 0), (2, 0), (1, 3), (3, 0)]
     both = kept(disagreeing_only=True, positives_per_prompt=1, negatives_per_prompt=1)
     assert both == [(1, 1), (1, 0)]
+
+
+def test_short_positives_keep_each_prompts_shortest_or_those_within_the_median():
+    answers = [
+        answer(1, 0, POS, text="a" * 30), answer(1, 1, POS, text="a" * 10),
+        answer(1, 2, NEG, text="a" * 50), answer(1, 3, POS, text="a" * 10),
+        answer(2, 0, POS, text="a" * 40), answer(2, 1, NEG, text="a" * 5),
+    ]  # fmt: skip
+
+    def kept_of(mode):
+        rows = select(answers, SelectionSettings(short_positives=mode))
+        return [(g.prompt_id, g.sample_index) for g, _, _ in rows]
+
+    assert kept_of("off") == [(1, 0), (1, 1), (1, 2), (1, 3), (2, 0), (2, 1)]
+    # the first of prompt 1's two shortest; every negative stays
+    assert kept_of("shortest") == [(1, 1), (1, 2), (2, 0), (2, 1)]
+    # the median of all six lengths is 20: positives of 30 and 40 characters go
+    assert kept_of("median") == [(1, 1), (1, 2), (1, 3), (2, 1)]
