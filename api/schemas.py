@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, computed_field
 
 from cut.examples import Polarity
 from judge.base import JudgmentStatus
@@ -128,6 +128,17 @@ class RoundOut(_Read):
     n: int | None
     failed: int | None
     prompt_strict: float | None
+
+    @computed_field(description="95% Wilson interval of prompt_strict over the round's "
+                    "evaluated items (n + failed), percent")  # fmt: skip
+    @property
+    def prompt_strict_ci95(self) -> tuple[float, float] | None:
+        from orchestrator.evaluation import wilson_interval95
+
+        items = (self.n or 0) + (self.failed or 0)
+        if self.prompt_strict is None or items == 0:
+            return None
+        return wilson_interval95(self.prompt_strict, items)
 
 
 class RoundDetail(RoundOut):

@@ -77,3 +77,12 @@ def mcnemar(baseline: Mapping[str, bool], current: Mapping[str, bool]) -> McNema
     c = sum(baseline[k] and not current[k] for k in shared)
     p = binomtest(b, b + c, 0.5).pvalue if b + c else 1.0
     return McNemar(b, c, len(shared), min(1.0, float(p)))
+
+
+def wilson_interval95(percent: float, n: int) -> tuple[float, float]:
+    """The 95% Wilson score interval of a share given in percent over `n` items, in
+    percent: unlike the normal approximation it stays within 0-100 near the ends."""
+    z, p = 1.959964, percent / 100
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)

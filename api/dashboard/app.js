@@ -65,8 +65,9 @@ function drawChart(target, series, { floor = null, ceiling = null } = {}) {
     const path = shown.map((p) => `${x(p.x)},${y(p.y)}`).join(" ");
     target.append(svg("polyline", { points: path, class: "series", stroke: s.color }));
     for (const p of shown) {
-      if (p.err) {
-        const [top, bottom] = [y(p.y + p.err), y(p.y - p.err)];
+      const range = p.range ?? (p.err ? [p.y - p.err, p.y + p.err] : null);
+      if (range) {
+        const [top, bottom] = [y(range[1]), y(range[0])];
         const bar = svg("g", { class: "errorbar", stroke: s.color });
         bar.append(svg("line", { x1: x(p.x), x2: x(p.x), y1: top, y2: bottom }));
         bar.append(svg("line", { x1: x(p.x) - 4, x2: x(p.x) + 4, y1: top, y2: top }));
@@ -74,7 +75,8 @@ function drawChart(target, series, { floor = null, ceiling = null } = {}) {
         target.append(bar);
       }
       const dot = svg("circle", { cx: x(p.x), cy: y(p.y), r: 3.5, fill: s.color, class: "point", "data-series": s.name });
-      dot.append(svg("title", {}, `${s.name}, round ${p.x}: ${fixed(p.y, 3)}${p.err ? ` ± ${fixed(p.err, 3)}` : ""}`));
+      const spread = p.range ? ` (${fixed(p.range[0], 3)}–${fixed(p.range[1], 3)})` : p.err ? ` ± ${fixed(p.err, 3)}` : "";
+      dot.append(svg("title", {}, `${s.name}, round ${p.x}: ${fixed(p.y, 3)}${spread}`));
       target.append(dot);
     }
     target.append(svg("text", { x: box.left + 8 + i * 120, y: box.top + 2, fill: s.color }, s.name));
@@ -83,9 +85,12 @@ function drawChart(target, series, { floor = null, ceiling = null } = {}) {
 
 function drawCharts() {
   const rounds = state.rounds;
-  const series = (name, color, value, err = () => null) => ({
-    name, color, points: rounds.map((r) => ({ x: r.index, y: value(r) ?? null, err: err(r) })),
+  const series = (name, color, value, err = () => null, range = () => null) => ({
+    name, color, points: rounds.map((r) => ({ x: r.index, y: value(r) ?? null, err: err(r), range: range(r) })),
   });
+  drawChart($("chart-pstrict"), [
+    series("P-strict", "#1e8449", (r) => r.prompt_strict, () => null, (r) => r.prompt_strict_ci95),
+  ]);
   drawChart($("chart-winrate"), [
     series("win rate", "#2f6fde", (r) => r.win_rate, (r) => r.standard_error),
     series("LC win rate", "#d9822b", (r) => r.lc_win_rate, (r) => r.lc_standard_error),

@@ -53,6 +53,14 @@ def test_the_dashboard_draws_the_charts_and_highlights_flagged_tokens(finished_s
         expect(page.locator("#chart-flagged circle.point")).to_have_count(2)
         title = page.locator("#chart-winrate circle.point title").first.text_content()
         assert title.startswith("win rate, round 0: 50.000")
+        # the headline metric with its 95% interval, as the API computes it
+        expect(page.locator("#chart-pstrict circle.point")).to_have_count(3)
+        expect(page.locator("#chart-pstrict g.errorbar")).to_have_count(3)
+        rounds = page.request.get(f"{url}/api/v1/campaigns/{FINISHED}/rounds").json()
+        low, high = rounds[0]["prompt_strict_ci95"]
+        assert low <= rounds[0]["prompt_strict"] <= high and high > low
+        first = page.locator("#chart-pstrict circle.point title").first.text_content()
+        assert first.endswith(f"({low:.3f}–{high:.3f})")
         expect(page.locator("#rounds tbody tr")).to_have_count(3)
 
         page.select_option("#f-polarity", "negative")
@@ -69,5 +77,15 @@ def test_the_dashboard_draws_the_charts_and_highlights_flagged_tokens(finished_s
         assert flagged.first.get_attribute("title").startswith("p_al / p_mis = ")
         shown = page.locator("#answer-text").text_content()
         assert shown == "".join(s["text"] for s in report["segments"])
+        # a judgment's spans, beside the flagged tokens, as the answer's own text
+        negatives = page.request.get(
+            f"{url}/api/v1/campaigns/{FINISHED}/rounds/1/judgments?polarity=negative"
+        ).json()["data"]
+        located = next(j for j in negatives if j["spans"])
+        page.locator(f'#judgments tbody tr[data-generation="{located["generation_id"]}"]').click()
+        judged = page.locator("#answer-judgments mark.judged")
+        expect(judged).to_have_count(len(located["spans"]))
+        texts = [located["answer"][a:b] for a, b in located["spans"]]
+        assert judged.all_text_contents() == texts
         page.close()
     assert outside == [] and errors == []

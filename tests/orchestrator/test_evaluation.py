@@ -103,3 +103,12 @@ def test_identical_answers_tie_without_a_call_and_each_verdict_lands_on_its_pair
     with FakeOpenAI() as server:  # nothing to decide: no call at all
         assert verdicts(pairs[0:1], annotator.annotate) == [PairwiseResult(TIE)]
         assert server.requests == []
+
+
+def test_the_wilson_interval_of_a_share_stays_within_0_and_100():
+    from orchestrator.evaluation import wilson_interval95
+
+    assert wilson_interval95(50, 100) == pytest.approx((40.383, 59.617), abs=1e-3)
+    low, high = wilson_interval95(0, 150)  # no item met: the normal interval would be [0, 0]
+    assert low == pytest.approx(0, abs=1e-9) and high == pytest.approx(2.497, abs=1e-3)
+    assert wilson_interval95(100, 10)[1] == pytest.approx(100)
