@@ -1,12 +1,19 @@
-"""Does the loop align? The demo campaign run with each method on the same prompts, judge
-and seeds — cut (the demo's settings), sft (MLE on the positives), alpha0 (cut with
-alpha = 0) and dpo — and one JSON line: per method, held-out IFEval prompt-level strict
-accuracy by round (round 0 first), decisive win rate against round 0 by round (round 1
-first), average answer length by round; CUT's McNemar p (last round vs round 0), its
-final checkpoint and the minutes each method took in this invocation. A campaign already
-in the store is resumed (a finished one costs nothing), so an interrupted bench goes on.
+"""Does the loop align, beyond noise? The demo campaign run with each method, each with K
+seeds (sampling and training) on the same prompts and judge, and one JSON line.
 
-    .venv/bin/python bench/efficacy.py [--config campaigns/demo-cpu.yaml] [--methods cut,sft]
+Methods: cut_contrast (CUT flagging by the paper's ratio test), cut_spans (CUT flagging the
+tokens of the spans the judge faults), cut_union (both), sft (MLE on the positives), dpo.
+Per method m: `<m>_prompt_acc_by_round` (held-out IFEval prompt-level strict accuracy,
+mean over seeds, round 0 first), `<m>_prompt_acc_ci95_by_round` ([low, high] per round, a
+t interval across seeds; null with one seed), `<m>_gain_r3` (mean gain of the last round
+over round 0), `<m>_gain_r3_ci95`, `<m>_pooled_p` (exact McNemar test of the last round
+against round 0 over every seed's items together), `<m>_length_by_round` (characters per
+answer, mean over seeds); and `demo_method`, `demo_checkpoint` (the demo method's final
+checkpoint for the first seed), `seeds`, `minutes`. A campaign already in the store is
+resumed (a finished one costs nothing), so an interrupted bench goes on where it stopped.
+
+    .venv/bin/python bench/efficacy.py [--config campaigns/demo-cpu.yaml] [--seeds 3]
+        [--methods cut_contrast,cut_spans,sft,dpo]
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -30,27 +38,49 @@ from store.home import cutloop_home
 from store.summaries import round_summaries
 from store.training import checkpoint_of
 
-VARIANTS = {
-    "cut": {},
+VARIANTS: dict[str, dict] = {
+    "cut_contrast": {"method": "cut", "cut": {"flagging": "contrast"}},
+    "cut_spans": {"method": "cut", "cut": {"flagging": "spans"}},
+    "cut_union": {"method": "cut", "cut": {"flagging": "union"}},
     "sft": {"method": "sft"},
-    "alpha0": {"cut": {"alpha": 0.0}},
     "dpo": {"method": "dpo"},
 }
+DEFAULT_METHODS = "cut_contrast,cut_spans,sft,dpo"
 CUTLOOP = str(Path(sys.executable).with_name("cutloop"))
 
 
-def variant_config(base: dict, method: str) -> dict:
-    """The base campaign with the method's changes, named by method and settings: the same
-    settings resume the stored campaign, changed ones start a new one."""
-    changes = VARIANTS[method]
-    config = {**base, **changes}
-    if "cut" in changes:
-        config["cut"] = {**base.get("cut", {}), **changes["cut"]}
+def merged(base: dict, changes: dict) -> dict:
+    """`base` with `changes` applied, nested mappings merged key by key."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = merged(base.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def seed_changes(base: dict, seed: int) -> dict:
+    """Seed k shifts the sampling seed and the training seed by k (k = 0: the base)."""
+    sampling = base.get("generator", {}).get("sampling", {})
+    return {
+        "generator": {"sampling": {"seed": sampling.get("seed", 0) + seed}},
+        "cut": {"seed": base.get("cut", {}).get("seed", 42) + seed},
+    }
+
+
+def variant_config(base: dict, method: str, seed: int) -> dict:
+    """The base campaign with the method's and the seed's changes, named by them and a
+    digest of the settings: the same settings resume the stored campaign."""
+    config = merged(merged(base, VARIANTS[method]), seed_changes(base, seed))
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
-    return {**config, "name": f"{base['name']}-{method}-{digest}"}
+    return {**config, "name": f"{base['name']}-{method}-s{seed}-{digest}"}
 
 
-def results(name: str) -> dict:
+def demo_method(base: dict) -> str:
+    """The method key of the base campaign's own settings."""
+    method = base.get("method", "cut")
+    return f"cut_{base.get('cut', {}).get('flagging', 'contrast')}" if method == "cut" else method
+
+
+def campaign_results(name: str) -> dict:
     with session_factory(make_engine())() as session:
         campaign = campaign_by_name(session, name)
         if campaign is None:
@@ -59,42 +89,79 @@ def results(name: str) -> dict:
         last = checkpoint_of(session, campaign.id, rounds[-1].index)
         return {
             "prompt_acc_by_round": [r.prompt_strict for r in rounds],
-            "win_rate_by_round": [r.decisive_win_rate for r in rounds[1:]],
             "length_by_round": [r.avg_length for r in rounds],
+            "mcnemar_b": rounds[-1].mcnemar_b,
+            "mcnemar_c": rounds[-1].mcnemar_c,
             "mcnemar_p": rounds[-1].mcnemar_p,
             "checkpoint": last.location if last else None,
         }
 
 
+def interval95(values: list[float]) -> list[float] | None:
+    """Mean ± t(0.975, K-1) · sd / sqrt(K) across seeds; None with fewer than 2."""
+    from scipy.stats import t
+
+    if len(values) < 2:
+        return None
+    half = t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+    mean = statistics.fmean(values)
+    return [round(mean - half, 2), round(mean + half, 2)]
+
+
+def summarise(method: str, runs: list[dict]) -> dict:
+    """One method's seeds together: means, intervals, the pooled paired test."""
+    from scipy.stats import binomtest
+
+    by_round = list(zip(*(r["prompt_acc_by_round"] for r in runs), strict=True))
+    gains = [r["prompt_acc_by_round"][-1] - r["prompt_acc_by_round"][0] for r in runs]
+    b = sum(r["mcnemar_b"] or 0 for r in runs)
+    c = sum(r["mcnemar_c"] or 0 for r in runs)
+    lengths = zip(*(r["length_by_round"] for r in runs), strict=True)
+    return {
+        f"{method}_prompt_acc_by_round": [round(statistics.fmean(v), 2) for v in by_round],
+        f"{method}_prompt_acc_ci95_by_round": [interval95(list(v)) for v in by_round],
+        f"{method}_gain_r3": round(statistics.fmean(gains), 2),
+        f"{method}_gain_r3_ci95": interval95(gains),
+        f"{method}_gains_by_seed": [round(g, 2) for g in gains],
+        f"{method}_pooled_b_c": [b, c],
+        f"{method}_pooled_p": float(binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0,
+        f"{method}_length_by_round": [round(statistics.fmean(v), 1) for v in lengths],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="campaigns/demo-cpu.yaml")
-    parser.add_argument("--methods", default=",".join(VARIANTS))
+    parser.add_argument("--methods", default=DEFAULT_METHODS)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per method (1 or more)")
+    parser.add_argument(
+        "--seeds-for", default="", help="method=K pairs overriding --seeds, e.g. dpo=1"
+    )
     args = parser.parse_args()
+    seeds_for = dict(pair.split("=") for pair in args.seeds_for.split(",") if pair)
 
     base = load_campaign(args.config).model_dump(mode="json", by_alias=True, exclude_unset=True)
     work = cutloop_home() / "efficacy"
     work.mkdir(parents=True, exist_ok=True)
-    line: dict = {"config": args.config}
-    minutes = {}
+    started = time.perf_counter()
+    line: dict = {"config": args.config, "demo_method": demo_method(base), "seeds": args.seeds}
+    line["seeds_by_method"] = {}
     for method in args.methods.split(","):
-        config = variant_config(base, method)
-        path = work / f"{config['name']}.yaml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        started = time.perf_counter()
-        run = subprocess.run([CUTLOOP, "run", str(path)], stdout=subprocess.DEVNULL)
-        minutes[method] = round((time.perf_counter() - started) / 60, 1)
-        if run.returncode != 0:
-            raise SystemExit(f"{method}: cutloop run {path} failed (exit {run.returncode})")
-        found = results(config["name"])
-        line[f"{method}_campaign"] = config["name"]
-        for key in ("prompt_acc_by_round", "win_rate_by_round", "length_by_round"):
-            line[f"{method}_{key}"] = found[key]
-        if method == "cut":
-            line["cut_mcnemar_p"] = found["mcnemar_p"]
-            line["cut_checkpoint"] = found["checkpoint"]
-        print(f"{method}: {json.dumps(found)}", file=sys.stderr, flush=True)
-    line["minutes_per_method"] = minutes
+        runs = []
+        for seed in range(int(seeds_for.get(method, args.seeds))):
+            config = variant_config(base, method, seed)
+            path = work / f"{config['name']}.yaml"
+            path.write_text(yaml.safe_dump(config, sort_keys=False))
+            run = subprocess.run([CUTLOOP, "run", str(path)], stdout=subprocess.DEVNULL)
+            if run.returncode != 0:
+                raise SystemExit(f"{method} seed {seed}: cutloop run {path} failed")
+            runs.append(campaign_results(config["name"]))
+            print(f"{method} s{seed}: {json.dumps(runs[-1])}", file=sys.stderr, flush=True)
+        line["seeds_by_method"][method] = len(runs)
+        line |= summarise(method, runs)
+        if method == line["demo_method"]:
+            line["demo_checkpoint"] = runs[0]["checkpoint"]
+    line["minutes"] = round((time.perf_counter() - started) / 60, 1)
     print(json.dumps(line))
 
 
