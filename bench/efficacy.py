@@ -2,7 +2,8 @@
 seeds (sampling and training) on the same prompts and judge, and one JSON line.
 
 Methods: cut_contrast (CUT flagging by the paper's ratio test), cut_spans (CUT flagging the
-tokens of the spans the judge faults), cut_union (both), sft (MLE on the positives), dpo.
+tokens of the spans the judge faults), cut_union (both), cut_spans_short (cut_spans on
+each instruction's shortest positive only), sft (MLE on the positives), dpo.
 Per method m: `<m>_prompt_acc_by_round` (held-out IFEval prompt-level strict accuracy,
 mean over seeds, round 0 first), `<m>_prompt_acc_ci95_by_round` ([low, high] per round, a
 t interval across seeds; null with one seed), `<m>_gain_r3` (mean gain of the last round
@@ -42,6 +43,12 @@ VARIANTS: dict[str, dict] = {
     "cut_contrast": {"method": "cut", "cut": {"flagging": "contrast"}},
     "cut_spans": {"method": "cut", "cut": {"flagging": "spans"}},
     "cut_union": {"method": "cut", "cut": {"flagging": "union"}},
+    # span flagging trained on each instruction's shortest positive only
+    "cut_spans_short": {
+        "method": "cut",
+        "cut": {"flagging": "spans"},
+        "selection": {"short_positives": "shortest"},
+    },
     "sft": {"method": "sft"},
     "dpo": {"method": "dpo"},
 }
@@ -74,10 +81,15 @@ def variant_config(base: dict, method: str, seed: int) -> dict:
     return {**config, "name": f"{base['name']}-{method}-s{seed}-{digest}"}
 
 
-def demo_method(base: dict) -> str:
-    """The method key of the base campaign's own settings."""
-    method = base.get("method", "cut")
-    return f"cut_{base.get('cut', {}).get('flagging', 'contrast')}" if method == "cut" else method
+def leaves(changes: dict) -> int:
+    return sum(leaves(v) if isinstance(v, dict) else 1 for v in changes.values())
+
+
+def demo_method(settings: dict) -> str | None:
+    """The method whose changes the campaign's settings (defaults included) already hold:
+    the most specific one when several do."""
+    held = [m for m, changes in VARIANTS.items() if merged(settings, changes) == settings]
+    return max(held, key=lambda m: leaves(VARIANTS[m]), default=None)
 
 
 def campaign_results(name: str) -> dict:
@@ -140,11 +152,13 @@ def main() -> None:
     args = parser.parse_args()
     seeds_for = dict(pair.split("=") for pair in args.seeds_for.split(",") if pair)
 
-    base = load_campaign(args.config).model_dump(mode="json", by_alias=True, exclude_unset=True)
+    campaign = load_campaign(args.config)
+    base = campaign.model_dump(mode="json", by_alias=True, exclude_unset=True)
     work = cutloop_home() / "efficacy"
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    line: dict = {"config": args.config, "demo_method": demo_method(base), "seeds": args.seeds}
+    settings = campaign.model_dump(mode="json", by_alias=True)
+    line: dict = {"config": args.config, "demo_method": demo_method(settings), "seeds": args.seeds}
     line["seeds_by_method"] = {}
     for method in args.methods.split(","):
         runs = []
