@@ -39,7 +39,13 @@ ABSENT = [
     (r.MinWords(50), "too short"),
     (r.BulletPoints(3), "* only one"),
     (r.Sections(3), "SECTION 1 only"),
+    (r.Quotation(), "not wrapped"),
 ]
+
+
+def test_every_constraint_type_is_tested_for_its_spans():
+    tested = {type(c) for c, *_ in LOCATED + ABSENT}
+    assert tested == set(r.CONSTRAINT_TYPES)
 
 
 @pytest.mark.parametrize(("constraint", "answer", "texts"), LOCATED)
