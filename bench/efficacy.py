@@ -2,8 +2,9 @@
 seeds (sampling and training) on the same prompts and judge, and one JSON line.
 
 Methods: cut_contrast (CUT flagging by the paper's ratio test), cut_spans (CUT flagging the
-tokens of the spans the judge faults), cut_union (both), cut_spans_short (cut_spans on
-each instruction's shortest positive only), sft (MLE on the positives), dpo.
+tokens of the spans the judge faults), cut_union (both), cut_spans_ul (cut_spans without
+MLE on the negative answers' unflagged tokens in the plain context), cut_spans_short
+(cut_spans on each instruction's shortest positive only), sft (MLE on the positives), dpo.
 Per method m: `<m>_prompt_acc_by_round` (held-out IFEval prompt-level strict accuracy,
 mean over seeds, round 0 first), `<m>_prompt_acc_ci95_by_round` ([low, high] per round, a
 t interval across seeds; null with one seed), `<m>_gain_r3` (mean gain of the last round
@@ -43,6 +44,8 @@ VARIANTS: dict[str, dict] = {
     "cut_contrast": {"method": "cut", "cut": {"flagging": "contrast"}},
     "cut_spans": {"method": "cut", "cut": {"flagging": "spans"}},
     "cut_union": {"method": "cut", "cut": {"flagging": "union"}},
+    # span flagging, and no MLE on a negative answer's unflagged tokens in the plain context
+    "cut_spans_ul": {"method": "cut", "cut": {"flagging": "spans", "misalign_mle": False}},
     # span flagging trained on each instruction's shortest positive only
     "cut_spans_short": {
         "method": "cut",

@@ -46,6 +46,12 @@ class CUTConfig(BaseModel):
         "p_al/p_mis > lambda), spans (the tokens overlapping a span of the answer the "
         "judgment faults; none where it gives none), union (either)",
     )
+    misalign_mle: bool = Field(
+        True,
+        description="MLE on a negative answer's unflagged Misalign tokens (the paper's: "
+        "they are taken to be right); false gives them no loss, so the plain context "
+        "learns from a negative answer only where it is flagged",
+    )
     dpo_beta: float = Field(0.1, gt=0, description="dpo: the inverse temperature beta")
     misalign_context: MisalignContext = Field(
         "plain", description="plain(x) (reference code) or judged(x, fake positive) (paper)"
@@ -98,7 +104,9 @@ class CUTConfig(BaseModel):
 
     @property
     def loss_weights(self) -> LossWeights:
-        return LossWeights(self.lam, self.alpha, self.gamma, self.flag_eos, self.flagging)
+        return LossWeights(
+            self.lam, self.alpha, self.gamma, self.flag_eos, self.flagging, self.misalign_mle
+        )
 
     @model_validator(mode="after")
     def _micro_batch_fits(self) -> Self:

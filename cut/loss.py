@@ -9,7 +9,9 @@ lambda (p_al from the paired Align-N token in the same forward pass, detached); 
 spans, when the token overlaps a span of the answer the judgment faults; with union,
 when either holds. w_t = p_al(t)^gamma in the paper's dynamic variant, else 1. With
 `flag_eos` off, a row's final token (its EOS) is never flagged: unlikelihood on it
-teaches the policy not to stop.
+teaches the policy not to stop. With `misalign_mle` off, unflagged Misalign tokens get
+no loss at all: a negative answer then teaches the plain context only where it is
+flagged.
 
 The caller passes `normalizer` = the number of response tokens in the whole optimizer
 step, so summing the returned losses over micro-batches gives the same gradient however
@@ -36,6 +38,7 @@ class LossWeights:
     gamma: float | None = None  # paper-only dynamic weight p_al^gamma; None = off
     flag_eos: bool = True  # may a row's final (EOS) token be flagged
     flagging: Flagging = "contrast"  # which Misalign tokens get unlikelihood (see above)
+    misalign_mle: bool = True  # MLE on unflagged Misalign tokens; False: no loss on them
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ def cut_loss(
         flagged = torch.zeros_like(is_mis)
         flagged[mis_index] = flagged_mis
 
-    mle_terms = -logp[~flagged]
+    trained = ~flagged if weights.misalign_mle else ~is_mis
+    mle_terms = -logp[trained]
     one_minus_p = torch.clamp(-torch.expm1(logp_mis[flagged_mis]), min=ONE_MINUS_P_FLOOR)
     ul_weight = weights.alpha
     if weights.gamma is not None:

@@ -112,3 +112,15 @@ def test_training_with_spans_flags_exactly_the_judged_tokens(model, tokenizer):
     _, result = train_cut(model, tokenizer, examples, config)
     assert {i: r.positions for i, r in result.flagged.items()} == {0: [3, 8], 1: [0, 1], 2: []}
     assert result.steps[0].unlikelihood_loss > 0
+
+
+def test_without_misalign_mle_a_negative_teaches_the_plain_context_only_where_flagged():
+    probs, logp, targets = toy_batch()
+    weights = LossWeights(1.1, flagging="spans", misalign_mle=False)
+    out = cut_loss(logp, with_spans(targets, [1]), weights, 7)
+    # Align-P and Align-N by MLE; of the Misalign row only the judged token, by unlikelihood
+    expected = -sum(math.log(p) for p in probs[:4]) - math.log(1 - probs[5])
+    assert out.loss.item() == pytest.approx(expected / 7, rel=1e-9)
+    out.loss.backward()
+    assert logp.grad[[4, 6]].tolist() == [0.0, 0.0]  # unflagged Misalign tokens: no gradient
+    assert float(logp.grad[5]) > 0  # the judged token is pushed down
