@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.state import ApiState
-from orchestrator.config import CampaignConfig, same_campaign
+from orchestrator import lifecycle
+from orchestrator.config import CampaignConfig
 from orchestrator.launcher import check_fits_cluster, find_driver, is_running
+from orchestrator.lifecycle import LifecycleError
 from orchestrator.placement import PlacementError
 from orchestrator.progress import stderr_console
-from store.campaigns import campaign_by_name, create_campaign, queue_campaign
-from store.errors import StoreError
+from store.campaigns import campaign_by_name, queue_campaign
 from store.models import CampaignStatus
 
 logger = logging.getLogger(__name__)
@@ -45,17 +46,9 @@ class Decision:
 
 
 def store_campaign(sessions: sessionmaker[Session], config: CampaignConfig) -> None:
-    """Store the campaign unless it is; StoreError when its name holds another one."""
-    wanted = config.model_dump(mode="json", by_alias=True)
+    """Store the campaign unless it is; StateConflict when its name holds another one."""
     with sessions.begin() as session:
-        existing = campaign_by_name(session, config.name)
-        if existing is None:
-            create_campaign(session, config.name, wanted)
-        elif not same_campaign(existing.config, wanted):
-            raise StoreError(
-                f"campaign.config: campaign {config.name!r} is stored with other settings "
-                "than the file to launch; give the file another name or restore its settings"
-            )
+        lifecycle.store_campaign(session, config)
 
 
 def decide(session: Session, config: CampaignConfig) -> Decision:
@@ -102,7 +95,7 @@ def launch_on_start(state: ApiState, config: CampaignConfig) -> None:
     does whenever that changes. Runs in a thread for the server's life."""
     try:
         store_campaign(state.sessions, config)
-    except StoreError as error:
+    except LifecycleError as error:
         _say(f"error: {error}")
         return
     said = ""

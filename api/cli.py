@@ -32,8 +32,8 @@ def _campaign_to_launch(path: Path | None):
         return None
     from api.autolaunch import store_campaign
     from orchestrator.config import CampaignConfigError, load_campaign
+    from orchestrator.lifecycle import LifecycleError
     from store.engine import database_url, make_engine, session_factory
-    from store.errors import StoreError
     from store.schema import upgrade
 
     try:
@@ -45,7 +45,7 @@ def _campaign_to_launch(path: Path | None):
             store_campaign(session_factory(engine), config)
         finally:
             engine.dispose()
-    except (CampaignConfigError, StoreError) as error:
+    except (CampaignConfigError, LifecycleError) as error:
         raise fail(f"{LAUNCH_ENV} / --launch: {error}") from None
     return config
 

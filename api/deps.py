@@ -10,8 +10,8 @@ from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.orm import Session
 
 from api.state import ApiState
+from orchestrator.lifecycle import UnknownCampaign, named
 from store.browse import round_of
-from store.campaigns import campaign_by_name
 from store.models import Campaign, Round
 
 
@@ -31,11 +31,15 @@ DbSession = Annotated[Session, Depends(session)]
 CampaignName = Annotated[str, Path(min_length=1, max_length=200, description="campaign name")]
 
 
+def named_or_404(session: Session, name: str) -> Campaign:
+    try:
+        return named(session, name)
+    except UnknownCampaign as error:
+        raise HTTPException(404, str(error)) from None
+
+
 def campaign(name: CampaignName, db: DbSession) -> Campaign:
-    found = campaign_by_name(db, name)
-    if found is None:
-        raise HTTPException(404, f"no campaign named {name!r}")
-    return found
+    return named_or_404(db, name)
 
 
 CampaignRow = Annotated[Campaign, Depends(campaign)]

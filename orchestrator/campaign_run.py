@@ -11,11 +11,12 @@ from orchestrator.campaign_table import rounds_table
 from orchestrator.config import CampaignConfig
 from orchestrator.driver import CampaignOutcome
 from orchestrator.launcher import check_fits_cluster, start_driver
+from orchestrator.lifecycle import LifecycleError, named, request_stop
 from orchestrator.placement import PlacementError
 from orchestrator.progress import campaign_progress, stderr_console, stdout_console
 from orchestrator.round_context import Snapshot
 from orchestrator.runtime import connect
-from store.campaigns import campaign_by_name, list_campaigns, set_campaign_status
+from store.campaigns import list_campaigns
 from store.engine import database_url, make_engine, session_factory
 from store.home import cutloop_home
 from store.models import CampaignStatus
@@ -32,15 +33,13 @@ def _metrics(snapshot: Snapshot) -> str:
     return "  ".join(parts)
 
 
-def _set_status(name: str, status: CampaignStatus) -> bool:
+def request_status(name: str, wanted: str) -> None:
+    """Pause or cancel the campaign by the lifecycle's rules (a LifecycleError says why
+    not)."""
     engine = make_engine()
     try:
         with session_factory(engine).begin() as session:
-            campaign = campaign_by_name(session, name)
-            if campaign is None:
-                return False
-            set_campaign_status(session, campaign.id, status)
-            return True
+            request_stop(session, named(session, name), CampaignStatus(wanted))
     finally:
         engine.dispose()
 
@@ -77,8 +76,11 @@ def run_campaign(config: CampaignConfig, verbose: bool = False) -> CampaignOutco
                 if pausing:
                     raise  # the second Ctrl-C: leave now; the store keeps what is done
                 pausing = True
-                _set_status(config.name, CampaignStatus.PAUSED)
-                stderr_console.print("pausing after the current batch (Ctrl-C again to abort)")
+                try:
+                    request_status(config.name, CampaignStatus.PAUSED)
+                    stderr_console.print("pausing after the current batch (Ctrl-C again to abort)")
+                except LifecycleError as error:
+                    stderr_console.print(f"{error} (Ctrl-C again to abort)", markup=False)
     outcome: CampaignOutcome = ray.get(finished)
     show_status(config.name, stdout_console())
     return outcome
@@ -111,8 +113,3 @@ def show_status(name: str | None, console: Console, details: bool = False) -> bo
             return bool(campaigns)
     finally:
         engine.dispose()
-
-
-def request_status(name: str, status: str) -> None:
-    if not _set_status(name, CampaignStatus(status)):
-        raise LookupError(f"no campaign named {name!r}")

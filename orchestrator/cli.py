@@ -286,9 +286,10 @@ def cancel(name: Annotated[str, typer.Argument(help="The campaign to cancel.")])
 
 def _request_status(name: str, wanted: str) -> None:
     from orchestrator.campaign_run import request_status
+    from orchestrator.lifecycle import LifecycleError
 
     try:
         request_status(name, wanted)
-    except LookupError as error:
+    except LifecycleError as error:
         raise fail(str(error)) from None
     print(f"campaign {name}: {wanted}")

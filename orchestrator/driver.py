@@ -21,9 +21,10 @@ from pathlib import Path
 import psutil
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator.config import CampaignConfig, same_campaign
+from orchestrator.config import CampaignConfig
 from orchestrator.failures import full_detail, one_line
 from orchestrator.instructions import eval_items, eval_set_sha256, train_instructions
+from orchestrator.lifecycle import store_campaign
 from orchestrator.models import resolve_model
 from orchestrator.round_context import RoundContext, Snapshot, StageTimes, Stopped
 from orchestrator.rounds import run_round
@@ -32,7 +33,6 @@ from store.campaigns import (
     campaign_by_name,
     campaign_status,
     claim_round,
-    create_campaign,
     ensure_round,
     fail_campaign,
     fail_round,
@@ -129,12 +129,9 @@ class CampaignDriver:
         threading.Thread(target=run_then_exit, name="campaign", daemon=True).start()
 
     def _open_campaign(self, sessions: sessionmaker[Session], eval_set: str) -> Campaign:
-        stored_config = self.config.model_dump(mode="json", by_alias=True)
         with sessions.begin() as session:
-            existing = campaign_by_name(session, self.config.name)
-            if existing is not None and same_campaign(existing.config, stored_config):
-                existing.config = stored_config  # a longer campaign keeps its rounds
-            campaign = create_campaign(session, self.config.name, stored_config)
+            campaign, _ = store_campaign(session, self.config)
+            campaign.config = self.config.model_dump(mode="json", by_alias=True)  # its rounds
             fix_eval_set(session, campaign, eval_set)
             if campaign.status != CampaignStatus.CANCELLED:  # done rounds are skipped
                 set_campaign_status(session, campaign.id, CampaignStatus.RUNNING)

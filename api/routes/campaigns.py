@@ -14,18 +14,17 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from api.auth import require_token
-from api.deps import CampaignName, CampaignRow, DbSession, State
+from api.deps import CampaignName, CampaignRow, DbSession, State, named_or_404
 from api.schemas import CampaignOut, LaunchRequest, problems
 from orchestrator.config import CampaignConfig
 from orchestrator.launcher import check_fits_cluster, is_running, queue_positions
-from store.campaigns import (
-    campaign_by_name,
-    create_campaign,
-    list_campaigns,
-    queue_campaign,
-    queued_campaigns,
-    set_campaign_status,
+from orchestrator.lifecycle import (
+    StateConflict,
+    check_launch,
+    request_stop,
+    store_campaign,
 )
+from store.campaigns import list_campaigns, queue_campaign, queued_campaigns
 from store.errors import StoreError
 from store.models import Campaign, CampaignStatus, Round, RoundStatus
 
@@ -99,18 +98,14 @@ async def create(request: Request, response: Response, state: State) -> Campaign
     """Store a campaign from its config, validated as `cutloop run` validates a file. It
     does not run until launched."""
     config = parse_config(await request.body(), request.headers.get("content-type", ""))
-    stored = config.model_dump(mode="json", by_alias=True)
 
     def write() -> CampaignOut:
         with state.sessions.begin() as session:
-            existing = campaign_by_name(session, config.name)
-            if existing is not None and existing.config != stored:
-                raise HTTPException(409, f"campaign {config.name!r} exists with another config")
-            response.status_code = 201 if existing is None else 200
             try:
-                campaign = create_campaign(session, config.name, stored)
-            except StoreError as error:  # created by a concurrent request meanwhile
+                campaign, created = store_campaign(session, config)
+            except (StateConflict, StoreError) as error:  # or created concurrently meanwhile
                 raise HTTPException(409, str(error)) from None
+            response.status_code = 201 if created else 200
             return campaign_out(session, campaign, queue_positions(session))
 
     return await run_in_threadpool(write)
@@ -134,24 +129,13 @@ def queue(db: DbSession) -> list[CampaignOut]:
     return [campaign_out(db, c, positions) for c in queued_campaigns(db)]
 
 
-def _launch(state: State, name: str, extra_rounds: int, resume_only: bool) -> CampaignOut:
+def _launch(state: State, name: str, extra_rounds: int) -> CampaignOut:
     with state.sessions.begin() as session:
-        found = campaign_by_name(session, name)
-        if found is None:
-            raise HTTPException(404, f"no campaign named {name!r}")
-        status = found.status
-        if status == CampaignStatus.CANCELLED:
-            raise HTTPException(409, f"campaign {name!r} was cancelled; create a new one")
-        if status == CampaignStatus.QUEUED:
-            raise HTTPException(409, f"campaign {name!r} is already queued")
-        if is_running(session, found):
-            raise HTTPException(409, f"campaign {name!r} is running")
-        config = CampaignConfig.model_validate(found.config)
-        if status == CampaignStatus.DONE and (resume_only or extra_rounds == 0):
-            raise HTTPException(
-                409, f"campaign {name!r} ran all its {config.rounds} rounds; launch it "
-                "with extra_rounds to go on",
-            )  # fmt: skip
+        found = named_or_404(session, name)
+        try:
+            config = check_launch(found, extra_rounds, is_running(session, found))
+        except StateConflict as error:
+            raise HTTPException(409, str(error)) from None
         try:
             check_fits_cluster(config)
         except ValueError as error:
@@ -176,23 +160,21 @@ def launch(
     """Queue the campaign to run (or resume) its rounds, after adding `extra_rounds`; it
     starts as soon as the cluster has room. A campaign whose driver died resumes where
     its store says."""
-    return _launch(state, name, request.extra_rounds if request else 0, resume_only=False)
+    return _launch(state, name, request.extra_rounds if request else 0)
 
 
 @router.post("/campaigns/{name}/resume", status_code=202, response_model=CampaignOut,
              dependencies=Mutating, responses=LAUNCH_ERRORS)  # fmt: skip
 def resume(name: CampaignName, state: State) -> CampaignOut:
     """Launch a paused or failed campaign again from where it stopped."""
-    return _launch(state, name, 0, resume_only=True)
+    return _launch(state, name, 0)
 
 
 def _request_stop(db: Session, found: Campaign, wanted: CampaignStatus) -> CampaignOut:
-    stoppable = {CampaignStatus.RUNNING, CampaignStatus.QUEUED}
-    if wanted == CampaignStatus.CANCELLED:
-        stoppable |= {CampaignStatus.PENDING, CampaignStatus.PAUSED, CampaignStatus.FAILED}
-    if found.status not in stoppable:
-        raise HTTPException(409, f"campaign {found.name!r} is {found.status.value}")
-    set_campaign_status(db, found.id, wanted)
+    try:
+        request_stop(db, found, wanted)
+    except StateConflict as error:
+        raise HTTPException(409, str(error)) from None
     db.commit()
     db.refresh(found)
     return campaign_out(db, found, queue_positions(db))

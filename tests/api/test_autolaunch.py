@@ -20,8 +20,8 @@ from sqlalchemy import update
 from api.app import create_app
 from api.autolaunch import Verdict, decide, store_campaign
 from orchestrator.launcher import find_driver
+from orchestrator.lifecycle import StateConflict
 from store.campaigns import campaign_by_name
-from store.errors import StoreError
 from store.models import Campaign, CampaignStatus, Round, utcnow
 from tests.api.test_launch import follow, round_holder, stored_counts, wait_until
 from tests.orchestrator.campaigns import tiny_campaign
@@ -83,7 +83,7 @@ def test_what_a_starting_server_does_follows_the_store_and_the_cluster(store_env
 
 def test_another_campaign_under_the_name_is_refused(store_env, sessions, policy):
     store_campaign(sessions, tiny_campaign("taken", policy))
-    with pytest.raises(StoreError, match="'taken' is stored with other settings"):
+    with pytest.raises(StateConflict, match="'taken' is stored with other settings"):
         store_campaign(sessions, tiny_campaign("taken", policy, prompts_per_round=7))
 
 

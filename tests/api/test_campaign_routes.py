@@ -39,7 +39,7 @@ def test_a_campaign_is_created_from_yaml_or_json_and_not_run(client):
     again = client.post("/api/v1/campaigns", json=campaign["config"])
     assert again.status_code == 200 and again.json()["created_at"] == campaign["created_at"]
     other = client.post("/api/v1/campaigns", json={**campaign["config"], "prompts_per_round": 7})
-    assert other.status_code == 409 and "another config" in other.json()["detail"]
+    assert other.status_code == 409 and "stored with other settings" in other.json()["detail"]
     assert client.get("/api/v1/campaigns/demo-cpu").json()["config"] == campaign["config"]
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from transformers import AutoModelForCausalLM
 
 from orchestrator.campaign_run import request_status, run_campaign
+from orchestrator.lifecycle import StateConflict, store_campaign
 from store.models import (
     Campaign,
     CampaignStatus,
@@ -223,8 +224,12 @@ def test_pause_stops_between_batches_and_a_rerun_goes_on_without_paying_twice(
         assert judge_calls(server) == 6
     with sessions() as s:
         assert count(s, Judgment, Judgment.status == JudgmentStatus.OK) == 6
-    request_status("paused", "cancelled")
-    cancelled = run_campaign(config)
+    with pytest.raises(StateConflict, match="is done and cannot be cancelled"):
+        request_status("paused", "cancelled")  # a finished campaign has nothing to stop
+    with sessions.begin() as s:
+        store_campaign(s, other := config.model_copy(update={"name": "never-run"}))
+    request_status("never-run", "cancelled")
+    cancelled = run_campaign(other)
     assert cancelled.status == CampaignStatus.CANCELLED and "cancelled" in cancelled.error
 
 
@@ -236,7 +241,7 @@ def test_a_name_taken_by_other_settings_is_refused_and_left_alone(store_env, ses
         create_campaign(s, "taken", first.model_dump(mode="json", by_alias=True))
     outcome = run_campaign(tiny_campaign("taken", policy, prompts_per_round=7))
     assert outcome.status == CampaignStatus.FAILED
-    assert "campaign 'taken' exists with another config" in outcome.error
+    assert "campaign 'taken' is stored with other settings" in outcome.error
     with sessions() as s:
         (campaign,) = s.scalars(select(Campaign))
         assert (
