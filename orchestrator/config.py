@@ -152,8 +152,28 @@ class CampaignConfig(_Strict):
     placement: PlacementSettings = PlacementSettings()
     checkpoints: CheckpointSettings = CheckpointSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
-    seed: int = 42
+    seed: int = Field(
+        42,
+        description="the campaign's seed: generator.sampling.seed and cut.seed take it "
+        "unless they are set (null sampling seed: unseeded sampling)",
+    )
     ray_address: str | None = Field(None, description="None: a local Ray started on demand")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_what_is_not_seeded(cls, data: Any) -> Any:
+        """Fill the sampling and training seeds the campaign does not set from its `seed`,
+        so they are stored with it and a resumed campaign draws as it started."""
+        if not isinstance(data, dict):
+            return data
+        seed = data.get("seed", 42)
+        generator = data.get("generator", {})
+        sampling = _with_default(_part(generator, "sampling"), "seed", seed)
+        return {
+            **data,
+            "generator": _replaced(generator, "sampling", sampling),
+            "cut": _with_default(data.get("cut", {}), "seed", seed),
+        }
 
     @model_validator(mode="after")
     def _one_method(self) -> Self:
@@ -163,6 +183,29 @@ class CampaignConfig(_Strict):
                 "sets its training method with the top-level `method`"
             )
         return self
+
+
+def _part(settings: Any, field: str) -> Any:
+    """A nested part of settings given as a mapping or as a model ({} when not given)."""
+    if isinstance(settings, BaseModel):
+        return getattr(settings, field)
+    return settings.get(field, {}) if isinstance(settings, dict) else None
+
+
+def _replaced(settings: Any, field: str, value: Any) -> Any:
+    if isinstance(settings, BaseModel):
+        return settings.model_copy(update={field: value})
+    return {**settings, field: value} if isinstance(settings, dict) else settings
+
+
+def _with_default(settings: Any, field: str, value: Any) -> Any:
+    """`settings` with `field` set to `value` unless it is given (invalid input is left
+    for validation to name)."""
+    given = (
+        settings.model_fields_set if isinstance(settings, BaseModel)
+        else settings if isinstance(settings, dict) else None
+    )  # fmt: skip
+    return settings if given is None or field in given else _replaced(settings, field, value)
 
 
 def same_campaign(stored: dict, config: dict) -> bool:
