@@ -81,8 +81,11 @@ def seed_changes(base: dict, seed: int) -> dict:
 
 def variant_config(base: dict, method: str, seed: int) -> dict:
     """The base campaign with the method's and the seed's changes, named by them and a
-    digest of the settings: the same settings resume the stored campaign."""
+    digest of the settings (the same settings resume the stored campaign); the base
+    itself under its own name."""
     config = merged(merged(base, VARIANTS[method]), seed_changes(base, seed))
+    if config == base:  # the base campaign itself (`make demo`'s, in the same store)
+        return base
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
     return {**config, "name": f"{base['name']}-{method}-s{seed}-{digest}"}
 
