@@ -39,8 +39,12 @@ def main(
     )
 
 
-def fail(message: str) -> typer.Exit:
+def say_error(message: str) -> None:
     stderr_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def fail(message: str) -> typer.Exit:
+    say_error(message)
     return typer.Exit(code=2)
 
 
@@ -164,17 +168,41 @@ def run(
     round, resuming from the store. Ctrl-C pauses after the current batch; run again to go
     on. Database: $CUTLOOP_DATABASE_URL, default SQLite under $CUTLOOP_HOME."""
     from orchestrator.campaign_run import run_campaign
-    from orchestrator.config import CampaignConfigError, load_campaign
 
-    try:
-        campaign = load_campaign(config)
-    except CampaignConfigError as error:
-        raise fail(str(error)) from None
+    campaign = _reviewed(config).config
     outcome = run_campaign(campaign, verbose=logging.getLogger().level <= logging.INFO)
     if outcome.error:
         raise fail(outcome.error)
     if outcome.status != "done":
         stderr_console.print(f"campaign {campaign.name} is {outcome.status}")
+
+
+@app.command()
+def validate(
+    config: Annotated[Path, typer.Argument(help="Campaign YAML, e.g. campaigns/demo-cpu.yaml.")],
+) -> None:
+    """Check a campaign file and every file it names (instructions, eval set, model),
+    whether its judge and annotator can judge its instructions, and the trainer's memory
+    budget, without starting Ray; print what would run. Exit 2 with a line per problem.
+    `cutloop run` and POST /campaigns make the same checks."""
+    for line in _reviewed(config).plan:
+        print(line)
+
+
+def _reviewed(path: Path):
+    """The campaign file's config and plan; exit 2 with one line per problem."""
+    from orchestrator.config import CampaignConfigError, load_campaign
+    from orchestrator.validate import review_campaign
+
+    try:
+        review = review_campaign(load_campaign(path))
+    except CampaignConfigError as error:
+        raise fail(str(error)) from None
+    for problem in review.problems:
+        say_error(f"{path}: {problem}")
+    if review.problems:
+        raise typer.Exit(code=2)
+    return review
 
 
 @app.command("eval")

@@ -104,15 +104,22 @@ def _convert_gguf(gguf: Path, out: Path, console: Console) -> None:
     tokenizer.save_pretrained(out)
 
 
+def bundled_directory(name: str, home: Path | None = None) -> Path | None:
+    """The bundled model's directory when it has been fetched whole, else None."""
+    target = (home or cutloop_home()) / "models" / name
+    return target if _is_complete(target, BUNDLED_MODELS[name]) else None
+
+
 def fetch_bundled(name: str, home: Path | None = None, console: Console | None = None) -> Path:
     """Idempotent: returns at once when the directory is already complete."""
     if name not in BUNDLED_MODELS:
         raise ModelFetchError(f"unknown bundled model {name!r}; known: {sorted(BUNDLED_MODELS)}")
+    fetched = bundled_directory(name, home)
+    if fetched is not None:
+        return fetched
     spec = BUNDLED_MODELS[name]
     console = console or Console(stderr=True)
     target = (home or cutloop_home()) / "models" / name
-    if _is_complete(target, spec):
-        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{name}-") as tmp:
         workdir = Path(tmp)

@@ -63,11 +63,18 @@ def check_training_fits(
         ) from None
     if memory_gb is None:
         return
-    needed = training_memory(policy, cut).total_gb
-    if needed > memory_gb:
-        raise RoundFailure(
-            f"build: training needs ~{needed:.1f} GB with cut.max_tokens_per_micro_batch="
-            f"{cut.max_tokens_per_micro_batch} (gradient_checkpointing: "
-            f"{str(cut.gradient_checkpointing).lower()}), more than trainer.memory_gb="
-            f"{memory_gb:g}: lower the budget, turn checkpointing on, or raise memory_gb"
-        )
+    shortfall = memory_shortfall(training_memory(policy, cut).total_gb, cut, memory_gb)
+    if shortfall is not None:
+        raise RoundFailure(f"build: {shortfall}")
+
+
+def memory_shortfall(needed: float, cut: CUTConfig, memory_gb: float) -> str | None:
+    """What to change when training with `cut` needs `needed` GB, more than `memory_gb`."""
+    if needed <= memory_gb:
+        return None
+    return (
+        f"training needs ~{needed:.1f} GB with cut.max_tokens_per_micro_batch="
+        f"{cut.max_tokens_per_micro_batch} (gradient_checkpointing: "
+        f"{str(cut.gradient_checkpointing).lower()}), more than trainer.memory_gb="
+        f"{memory_gb:g}: lower the budget, turn checkpointing on, or raise memory_gb"
+    )

@@ -24,6 +24,7 @@ from orchestrator.lifecycle import (
     request_stop,
     store_campaign,
 )
+from orchestrator.validate import review_campaign
 from store.campaigns import list_campaigns, queue_campaign, queued_campaigns
 from store.errors import StoreError
 from store.models import Campaign, CampaignStatus, Round, RoundStatus
@@ -95,9 +96,16 @@ def parse_config(body: bytes, content_type: str) -> CampaignConfig:
                **problems(401, 409, 422)},
 )  # fmt: skip
 async def create(request: Request, response: Response, state: State) -> CampaignOut:
-    """Store a campaign from its config, validated as `cutloop run` validates a file. It
-    does not run until launched."""
+    """Store a campaign from its config, checked as `cutloop run` and `cutloop validate`
+    check a file (its files, model and memory budget). It does not run until launched."""
     config = parse_config(await request.body(), request.headers.get("content-type", ""))
+    review = await run_in_threadpool(review_campaign, config)
+    if review.problems:
+        raise HTTPException(
+            422,
+            [{"loc": ["body", *p.setting.split(".")], "msg": str(p), "type": "value_error"}
+             for p in review.problems],
+        )  # fmt: skip
 
     def write() -> CampaignOut:
         with state.sessions.begin() as session:
