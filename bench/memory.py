@@ -104,7 +104,7 @@ def dpo_step(model_dir: str) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    from cut.modeling import lora_config
+    from cut.modeling import lora_config, lora_targets
     from cut.precision import autocast_dtype
     from cut.templates import select_template
 
@@ -142,7 +142,7 @@ def dpo_step(model_dir: str) -> dict:
             args=args,
             train_dataset=data,
             processing_class=tokenizer,
-            peft_config=lora_config(cut),
+            peft_config=lora_config(cut, lora_targets(model, cut)),
         ).train()
     return {"peak_gb": peak_rss_mb() / 1024, "seconds": time.perf_counter() - started}
 

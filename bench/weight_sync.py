@@ -52,6 +52,7 @@ def main() -> None:
     import ray
 
     from cut.config import CUTConfig
+    from cut.modeling import lora_targets_at
     from orchestrator.models import fetch_bundled
     from orchestrator.runtime import connect
     from workers.engine import EngineConfig
@@ -65,7 +66,7 @@ def main() -> None:
     trainer = ray.remote(Trainer).remote()
     (generator,) = start_generators(EngineConfig(model=model_dir, dtype="float32"), 1)
     ray.get(generator.version.remote())  # the engine is up
-    targets = tuple(CUTConfig().lora_target_modules)
+    targets = lora_targets_at(model_dir, CUTConfig())
 
     def base() -> None:  # serve v0 again, keeping the LoRA targets to merge into
         send_weights([generator], trainer, model_dir, 0, targets)

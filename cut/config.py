@@ -69,7 +69,12 @@ class CUTConfig(BaseModel):
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(16, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
-    lora_target_modules: tuple[str, ...] = ("gate_proj", "up_proj", "down_proj")
+    lora_target_modules: tuple[str, ...] | None = Field(
+        None,
+        description="the layers LoRA adapts, by name (a name matches every layer whose path "
+        "ends with it); None: the MLP projections gate_proj/up_proj/down_proj where the model "
+        "has all three (the paper's), else every linear layer but the output head",
+    )
 
     # --- optimisation --------------------------------------------------------------
     learning_rate: float = Field(4e-4, gt=0)

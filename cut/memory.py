@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from cut.config import CUTConfig
+from cut.modeling import is_target, linear_layers, lora_targets, meta_model
 
 GB = 2**30
 ACTIVATION_BYTES_PER_UNIT = 24  # per token, per layer, per (intermediate + hidden) unit
@@ -51,20 +51,20 @@ class MemoryEstimate:
 
 
 def _lora_parameters(model: nn.Module, config: CUTConfig) -> int:
+    """r x (inputs + outputs) per adapted layer: the sum of its weight's two dimensions,
+    whichever way round the layer stores them (GPT-2's Conv1D: inputs first)."""
+    targets = lora_targets(model, config)
     return sum(
-        config.lora_r * (module.in_features + module.out_features)
-        for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in config.lora_target_modules
+        config.lora_r * sum(module.weight.shape)
+        for path, module in linear_layers(model).items()
+        if is_target(path, targets)
     )
 
 
 def model_shape(model_config, config: CUTConfig) -> ModelShape:
     """The shape of a transformers model config, its parameters counted on the meta
     device (no memory, any architecture)."""
-    from transformers import AutoModelForCausalLM
-
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(model_config)
+    model = meta_model(model_config)
     parameters = sum(p.numel() for p in model.parameters())
     text = model_config.get_text_config()
     return ModelShape(

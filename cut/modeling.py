@@ -3,6 +3,8 @@ returns target log-probabilities only."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -10,16 +12,74 @@ from cut.batching import MicroBatch
 from cut.config import CUTConfig
 from cut.logprobs import target_logprobs
 
+MLP_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")  # the paper's targets, Llama's names
 
-def lora_config(config: CUTConfig):
-    """The peft LoraConfig of the CUT settings."""
+
+def meta_model(model_config) -> nn.Module:
+    """The causal LM of a transformers config on the meta device: its modules and shapes,
+    any architecture, no memory for weights."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(model_config)
+
+
+def linear_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """What LoRA can adapt, by module path: the layers peft's `all-linear` picks (nn.Linear,
+    and Conv1D in GPT-2-style models), so the output head is left out."""
+    from transformers.pytorch_utils import Conv1D
+
+    head = model.get_output_embeddings()
+    return {
+        path: module
+        for path, module in model.named_modules()
+        if isinstance(module, nn.Linear | Conv1D) and module is not head
+    }
+
+
+def is_target(path: str, targets: Sequence[str]) -> bool:
+    """peft's rule for a list of names: a name matches a path it ends, dot-separated."""
+    return any(path == name or path.endswith(f".{name}") for name in targets)
+
+
+def lora_targets(model: nn.Module, config: CUTConfig) -> tuple[str, ...]:
+    """The names of the layers LoRA adapts in `model` (a transformers model, not wrapped).
+
+    Unset: the paper's MLP projections where the model has all three, else the last name
+    of every linear layer (peft's `all-linear`; its resolver is private and cutloop needs
+    the names before wrapping a model: for the memory estimate and for the generators'
+    copy of the weights LoRA deltas merge into). Set: every name must match a linear
+    layer; peft alone skips a name that matches nothing once another one matches."""
+    layers = linear_layers(model)
+    names = tuple(sorted({path.rsplit(".", 1)[-1] for path in layers}))
+    wanted = config.lora_target_modules
+    if wanted is None:
+        return MLP_PROJECTIONS if set(MLP_PROJECTIONS) <= set(names) else names
+    missing = [name for name in wanted if not any(is_target(path, [name]) for path in layers)]
+    if missing:
+        raise ValueError(
+            f"lora_target_modules: {type(model).__name__} has no linear layer named "
+            f"{', '.join(missing)} (its linear layers but the output head: {', '.join(names)})"
+        )
+    return wanted
+
+
+def lora_targets_at(path: str, config: CUTConfig) -> tuple[str, ...]:
+    """lora_targets of the model at `path` (a directory or hub id), its weights unread."""
+    from transformers import AutoConfig
+
+    return lora_targets(meta_model(AutoConfig.from_pretrained(path)), config)
+
+
+def lora_config(config: CUTConfig, targets: Sequence[str]):
+    """The peft LoraConfig of the CUT settings, adapting `targets` (see lora_targets)."""
     from peft import LoraConfig
 
     return LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
-        target_modules=list(config.lora_target_modules),
+        target_modules=list(targets),
         task_type="CAUSAL_LM",
     )
 
@@ -31,7 +91,7 @@ def prepare_for_training(model: nn.Module, config: CUTConfig) -> nn.Module:
     if config.finetuning == "lora":
         from peft import get_peft_model
 
-        model = get_peft_model(model, lora_config(config))
+        model = get_peft_model(model, lora_config(config, lora_targets(model, config)))
     model.train()
     return model
 
@@ -80,12 +140,15 @@ def default_device() -> torch.device:
 
 def load_policy(path: str, config: CUTConfig, device: torch.device | None = None):
     """Model and tokenizer for training. A frozen LoRA base on CUDA is held in bf16;
-    weights that are trained stay fp32 (autocast does the bf16 matmuls)."""
+    weights that are trained stay fp32 (autocast does the bf16 matmuls). LoRA targets
+    the model lacks fail here, before any work."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = device or default_device()
     frozen_bf16 = config.finetuning == "lora" and device.type == "cuda"
     dtype = torch.bfloat16 if frozen_bf16 else torch.float32
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    if config.finetuning == "lora":
+        lora_targets(model, config)
     tokenizer = AutoTokenizer.from_pretrained(path)
     return model, tokenizer

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 class StepMetrics:
     step: int  # 1-based optimizer step
     total_steps: int
-    epoch: int
+    epoch: int  # 0-based; max_steps may end a run mid-epoch
     loss: float  # the step's objective (MLE + unlikelihood) / response tokens; DPO: per pair
     mle_loss: float  # MLE part, same normalisation
     unlikelihood_loss: float  # unlikelihood part, same normalisation

@@ -194,6 +194,7 @@ def train_cut(
 
     # --- optimizer and schedule -------------------------------------------------------
     steps = plan_steps(items, config)
+    steps_per_epoch = math.ceil(len(items) / config.batch_size)  # max_steps cuts the plan only
     trainable = [p for p in model.parameters() if p.requires_grad]
     # fused: one kernel per parameter group, no full-size temporaries at step time
     optimizer = torch.optim.AdamW(
@@ -230,7 +231,7 @@ def train_cut(
         metrics = StepMetrics(
             step=index + 1,
             total_steps=len(steps),
-            epoch=index * config.epochs // len(steps),
+            epoch=index // steps_per_epoch,
             loss=(totals.mle + totals.unlikelihood + totals.preference) / totals.normalizer,
             mle_loss=totals.mle / totals.normalizer,
             unlikelihood_loss=totals.unlikelihood / totals.normalizer,

@@ -144,6 +144,7 @@ class CampaignWorkers:
         """Make every generator serve `version`, sent from the trainer (which holds the
         checkpoint on its node) through Ray's object store: a LoRA round's factors when
         the generators serve the weights it was trained on, else the whole model."""
+        from cut.modeling import lora_targets_at
         from workers.engine import SwapError
         from workers.placement import send_delta, send_weights
 
@@ -159,7 +160,8 @@ class CampaignWorkers:
                 return
             except SwapError as refused:
                 logger.info("v%d sent whole: %s", version, refused)
-        keep = tuple(cut.lora_target_modules) if cut.finetuning == "lora" else ()
+        # the layers LoRA adapts: the generators keep their weights to merge deltas into
+        keep = lora_targets_at(self.policy, cut) if cut.finetuning == "lora" else ()
         send_weights(generators, self.trainer(), location, version, keep)
         self._served = version
 

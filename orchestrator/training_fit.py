@@ -1,6 +1,7 @@
-"""Before a round trains: every example fits one forward pass, and the trainer's memory
-budget holds what the settings need, so a setting that cannot work fails the round at
-build, naming the example or the setting, instead of an OOM kill mid-training."""
+"""Before a round trains: every example fits one forward pass, the LoRA targets name
+layers the policy has, and the trainer's memory budget holds what the settings need, so
+a setting that cannot work fails the round at build, naming the example or the setting,
+instead of an error or an OOM kill mid-training."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from cut.batching import ItemTooLong, check_fits
 from cut.config import CUTConfig
 from cut.examples import JudgedExample
 from cut.memory import MemoryEstimate, estimate_training_memory, model_shape
+from cut.modeling import lora_targets_at
 from cut.precision import autocast_dtype
 from orchestrator.round_context import RoundFailure
 
@@ -40,8 +42,9 @@ def check_training_fits(
     left_out: str = "none left out",
 ) -> None:
     """Raise RoundFailure when `cut.method` has nothing to train on (`left_out` says what
-    the selection removed), an example exceeds `cut.max_tokens_per_micro_batch`, or
-    `memory_gb` (None: not checked, e.g. a GPU trainer) is less than the estimate."""
+    the selection removed), an example exceeds `cut.max_tokens_per_micro_batch`,
+    `cut.lora_target_modules` names a layer the policy lacks, or `memory_gb` (None: not
+    checked, e.g. a GPU trainer) is less than the estimate."""
     from transformers import AutoTokenizer
 
     from cut.trainer import example_builder, training_items
@@ -61,6 +64,11 @@ def check_training_fits(
             f"in one forward pass, more than cut.max_tokens_per_micro_batch="
             f"{error.budget}: raise it (with trainer.memory_gb) or lower cut.max_length"
         ) from None
+    if cut.finetuning == "lora":
+        try:
+            lora_targets_at(policy, cut)
+        except ValueError as error:
+            raise RoundFailure(f"build: cut.{error}") from None
     if memory_gb is None:
         return
     shortfall = memory_shortfall(training_memory(policy, cut).total_gb, cut, memory_gb)

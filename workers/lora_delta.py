@@ -2,7 +2,8 @@
 target weight by scaling · B @ A; instead of the merged model, the generators receive
 the factors (megabytes where the model is gigabytes) and merge them into their own copy
 of those weights, exactly as peft's merge does. The merged checkpoint on the trainer's
-node stays the record and the fallback.
+node stays the record and the fallback. Layers that store their weight inputs-first
+(GPT-2's Conv1D; peft's fan_in_fan_out) take the transpose of B @ A, as peft merges them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ PEFT_PREFIX = "base_model.model."
 class LoraDelta:
     base_version: int  # the weights the adapter was trained on
     factors: dict[str, tuple[torch.Tensor, torch.Tensor, float]]  # weight -> (A, B, scaling)
+    transposed: frozenset[str]  # weights stored inputs-first: their update is (B @ A)^T
 
     @property
     def nbytes(self) -> int:
@@ -34,13 +36,16 @@ class LoraDelta:
 def lora_delta(model: nn.Module, base_version: int) -> LoraDelta:
     """The factors of every LoRA layer of a peft model, before it is merged."""
     factors = {}
+    transposed: set[str] = set()
     for name, module in model.named_modules():
         if hasattr(module, "lora_A") and "default" in getattr(module, "lora_A", {}):
             weight = f"{name.removeprefix(PEFT_PREFIX)}.weight"
             a = module.lora_A["default"].weight.detach().cpu().clone()
             b = module.lora_B["default"].weight.detach().cpu().clone()
             factors[weight] = (a, b, float(module.scaling["default"]))
-    return LoraDelta(base_version, factors)
+            if module.fan_in_fan_out:
+                transposed.add(weight)
+    return LoraDelta(base_version, factors, frozenset(transposed))
 
 
 def save_delta(delta: LoraDelta, checkpoint: Path) -> None:
@@ -49,7 +54,11 @@ def save_delta(delta: LoraDelta, checkpoint: Path) -> None:
     tensors = {f"{n}:{part}": t for n, (a, b, _) in delta.factors.items()
                for part, t in (("A", a), ("B", b))}  # fmt: skip
     scaling = {n: s for n, (_, _, s) in delta.factors.items()}
-    metadata = {"base_version": str(delta.base_version), "scaling": json.dumps(scaling)}
+    metadata = {
+        "base_version": str(delta.base_version),
+        "scaling": json.dumps(scaling),
+        "transposed": json.dumps(sorted(delta.transposed)),
+    }
     save_file(tensors, directory / DELTA_FILE, metadata=metadata)
 
 
@@ -65,15 +74,18 @@ def load_delta(checkpoint: Path) -> LoraDelta | None:
             n: (handle.get_tensor(f"{n}:A"), handle.get_tensor(f"{n}:B"), s)
             for n, s in scaling.items()
         }
-    return LoraDelta(int(metadata["base_version"]), factors)
+    # absent from deltas saved before it was recorded: weights stored outputs-first
+    transposed = frozenset(json.loads(metadata.get("transposed", "[]")))
+    return LoraDelta(int(metadata["base_version"]), factors, transposed)
 
 
 def merged(weights: dict[str, torch.Tensor], delta: LoraDelta) -> dict[str, torch.Tensor]:
-    """New values of the delta's weights: W + (B @ A) · scaling, computed in fp32 and
-    added in W's dtype, as peft merges."""
+    """New values of the delta's weights: W + (B @ A) · scaling (its transpose for a
+    weight stored inputs-first), computed in fp32 and added in W's dtype, as peft merges."""
     result = {}
     for name, (a, b, scaling) in delta.factors.items():
+        update = (b.float() @ a.float()) * scaling
         weight = weights[name].clone()
-        weight += ((b.float() @ a.float()) * scaling).to(weight.dtype)
+        weight += (update.T if name in delta.transposed else update).to(weight.dtype)
         result[name] = weight
     return result

@@ -99,3 +99,13 @@ def test_max_steps_caps_the_optimizer_steps(tokenizer):
     settings = {"batch_size": 2, "micro_batch_size": 2, "epochs": 3}
     assert len(plan_steps(items, CUTConfig(**settings))) == 15
     assert len(plan_steps(items, CUTConfig(**settings, max_steps=4))) == 4
+
+
+def test_a_step_cap_does_not_change_which_epoch_a_step_is_in(tokenizer):
+    """9 examples, batch 2: 5 steps an epoch. Capped at 7 of the 15 steps, steps 6 and 7
+    are in the second epoch (0-based: 1), as they are in the uncapped run."""
+    config = CUTConfig(
+        batch_size=2, micro_batch_size=2, epochs=3, max_steps=7, align_p_ratio=None, **FP32
+    )
+    _, result = train_cut(tiny_llama(len(tokenizer)), tokenizer, EXAMPLES, config)
+    assert [m.epoch for m in result.steps] == [0, 0, 0, 0, 0, 1, 1]

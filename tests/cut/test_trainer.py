@@ -17,6 +17,7 @@ from cut.loss import LossWeights, cut_loss
 from cut.modeling import prepare_for_training, response_logprobs
 from cut.templates import AlpacaTemplate, select_template
 from cut.trainer import accumulate_gradients, train_cut
+from tests.conftest import TINY_MODELS
 
 NEGATIVES = [
     JudgedExample("What is 7 x 8?", "It is 54.", "Wrong: 7 x 8 is 56.", Polarity.NEGATIVE),
@@ -35,6 +36,7 @@ def items_for(tokenizer, examples, max_length=256):
     return ExampleBuilder(tokenizer, AlpacaTemplate(), max_length).build(examples).items
 
 
+@pytest.mark.parametrize("architecture", ["llama", "qwen2", "gpt2"])
 @pytest.mark.parametrize(
     ("chat", "context", "max_length"),
     [
@@ -46,11 +48,13 @@ def items_for(tokenizer, examples, max_length=256):
     ],
 )
 def test_packed_logprobs_equal_each_row_run_on_its_own(
-    model, chat, context, max_length, chat_tokenizer, tokenizer
+    architecture, chat, context, max_length, chat_tokenizer, tokenizer
 ):
     """Shared-prefix packing (chat: system turn + instruction shared by a pair's rows)
     must give every response token the log-probability its own unpacked row gives, on a
-    model that reads the attention mask and positions."""
+    model that reads the attention mask and positions: rotary (Llama, Qwen2) or learned
+    (GPT-2) positions."""
+    model = TINY_MODELS[architecture](len(tokenizer)).eval()  # GPT-2 has dropout
     tok = chat_tokenizer if chat else tokenizer
     template = select_template("auto", tok)
     builder = ExampleBuilder(tok, template, max_length, context)

@@ -1,5 +1,6 @@
-"""Tiny campaigns for the loop's tests: a random Llama with a character tokenizer, served
-by the transformers backend, so a whole round takes seconds on two cores."""
+"""Tiny campaigns for the loop's tests: a random Llama (or another architecture) with a
+character tokenizer, served by the transformers backend, so a whole round takes seconds
+on two cores."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from sqlalchemy.orm import Session
 from cut.examples import Polarity
 from orchestrator.config import CampaignConfig
 from store.models import FlaggedTokens, Generation, Judgment, JudgmentStatus, TrainingRun
-from tests.conftest import char_tokenizer, tiny_llama
+from tests.conftest import TINY_MODELS, char_tokenizer
 
 
-def save_tiny_policy(directory: Path) -> Path:
-    tokenizer = char_tokenizer(chat=True)
-    tiny_llama(len(tokenizer)).save_pretrained(directory)
+def save_tiny_policy(directory: Path, architecture: str = "llama", chat: bool = True) -> Path:
+    """A model directory: the random model and, beside it, the character tokenizer (with
+    a chat template when `chat`)."""
+    tokenizer = char_tokenizer(chat=chat)
+    TINY_MODELS[architecture](len(tokenizer)).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.orchestrator.campaigns import save_tiny_policy
+
 ROOT = Path(__file__).parents[2]
 SAMPLE = ROOT / "campaigns" / "data" / "offline-sample.json"
 CUTLOOP = str(Path(sys.executable).parent / "cutloop")
@@ -65,6 +67,39 @@ def test_train_on_the_shipped_sample_writes_a_loadable_checkpoint(smollm2_dir, t
 
     AutoModelForCausalLM.from_pretrained(out)
     assert AutoTokenizer.from_pretrained(out).chat_template
+
+
+def test_train_a_gpt2_without_chat_template_adapts_its_own_linear_layers(tmp_path):
+    """No Llama layer names and no chat template: LoRA adapts GPT-2's Conv1D layers (the
+    merged checkpoint differs from the start in their weights only), the Alpaca
+    contexts frame the examples. A target it lacks fails in one line, naming it."""
+    from safetensors.torch import load_file
+
+    policy = save_tiny_policy(tmp_path / "gpt2", "gpt2", chat=False)
+    out = tmp_path / "ckpt"
+    done = cutloop(
+        "train", "--model", str(policy), "--data", str(SAMPLE), "--out", str(out),
+        "--epochs", "1", "--batch-size", "8", "--precision", "fp32", "--lr", "1e-2",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "train_report.json").read_text())
+    assert len(report["steps"]) == 3 and report["flagged"]
+    before, after = load_file(policy / "model.safetensors"), load_file(out / "model.safetensors")
+    changed = {name for name in before if not before[name].equal(after[name])}
+    layers = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+    assert changed == {f"transformer.h.{i}.{layer}.weight" for i in (0, 1) for layer in layers}
+
+    settings = tmp_path / "llama-targets.yaml"
+    settings.write_text("lora_target_modules: [gate_proj, up_proj, down_proj]\n")
+    done = cutloop(
+        "train", "--model", str(policy), "--data", str(SAMPLE), "--out", str(tmp_path / "no"),
+        "--config", str(settings),
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: lora_target_modules: GPT2LMHeadModel has no linear layer named gate_proj, "
+        "up_proj, down_proj (its linear layers but the output head: c_attn, c_fc, c_proj)"
+    )
 
 
 def test_run_refuses_a_bad_campaign_before_starting_anything(tmp_path):

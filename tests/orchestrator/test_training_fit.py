@@ -1,5 +1,6 @@
-"""Before training: an answer that cannot fit one forward pass, or settings that need
-more memory than the trainer has, fail the round at build with a one-line reason."""
+"""Before training: an answer that cannot fit one forward pass, LoRA targets the policy
+lacks, or settings that need more memory than the trainer has, fail the round at build
+with a one-line reason."""
 
 from __future__ import annotations
 
@@ -74,3 +75,16 @@ def test_a_method_with_nothing_to_learn_from_fails_saying_what_it_needs(policy, 
         check_training_fits(policy, EXAMPLES, IDS, cut, None, "2 left out by the selection")
     assert reason in str(error.value) and "2 left out by the selection" in str(error.value)
     check_training_fits(policy, EXAMPLES, IDS, cut.model_copy(update={"method": "cut"}), None)
+
+
+def test_lora_targets_the_policy_lacks_fail_naming_them(tmp_path):
+    gpt2 = str(save_tiny_policy(tmp_path / "gpt2", "gpt2", chat=False))
+    cut = CUTConfig(lora_target_modules=("c_attn", "q_proj"), max_tokens_per_micro_batch=1000)
+    with pytest.raises(RoundFailure) as error:
+        check_training_fits(gpt2, EXAMPLES, IDS, cut, memory_gb=None)
+    assert str(error.value) == (
+        "build: cut.lora_target_modules: GPT2LMHeadModel has no linear layer named q_proj "
+        "(its linear layers but the output head: c_attn, c_fc, c_proj)"
+    )
+    check_training_fits(gpt2, EXAMPLES, IDS, cut.model_copy(update={"lora_target_modules": None}),
+                        memory_gb=None)  # fmt: skip

@@ -1,6 +1,7 @@
 """LoRA deltas: the factors a round trained, merged by the generator into its own copy
-of the weights, give exactly the trainer's merged checkpoint; a delta for other weights
-than those served is refused; weights sent as tensors serve what the files do."""
+of the weights, give exactly the trainer's merged checkpoint (GPT-2's inputs-first
+weights too); a delta for other weights than those served is refused; weights sent as
+tensors serve what the files do."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from safetensors.torch import load_file
 from cut.config import CUTConfig
 from cut.examples import JudgedExample, Polarity
 from tests.conftest import char_tokenizer, tiny_llama
+from tests.orchestrator.campaigns import save_tiny_policy
 from workers.engine import EngineConfig, SamplingConfig, SwapError
 from workers.generator import Generator
 from workers.lora_delta import load_delta, merged
@@ -98,3 +100,24 @@ def test_a_full_fine_tune_has_no_delta(trained, tmp_path):
     )
     with pytest.raises(SwapError, match="no LoRA delta"):
         Trainer().delta(full.checkpoint)
+
+
+def test_a_gpt2_delta_merges_into_its_inputs_first_weights_as_peft_merges(tmp_path, monkeypatch):
+    """GPT-2's Conv1D stores a weight as (inputs, outputs): peft merges (B @ A)^T into
+    it, and so must the generators, or a square weight silently gets the wrong update."""
+    monkeypatch.setenv("CUTLOOP_NODE_HOME", str(tmp_path / "node"))
+    base = save_tiny_policy(tmp_path / "v0", "gpt2", chat=False)
+    lora = LORA.model_copy(update={"lora_target_modules": None})  # c_attn, c_fc, c_proj
+    v1 = Trainer().train(str(base), EXAMPLES, lora, ("c", "id"), 1, 0).checkpoint
+    delta = load_delta(v1)
+    assert delta.transposed == set(delta.factors) and len(delta.factors) == 2 * 4
+    before, after = load_file(str(base / "model.safetensors")), load_file(f"{v1}/model.safetensors")
+    ours = merged(before, delta)
+    assert all(torch.equal(ours[n], after[n]) for n in delta.factors)
+    assert all(not torch.equal(before[n], after[n]) for n in delta.factors)  # it trained
+    fed = Generator(EngineConfig(model=str(base), backend="hf"))
+    assert fed.update_delta(Trainer().delta(v1), 1) == 1
+    reference = Generator(EngineConfig(model=str(v1), backend="hf"))
+    assert [c[0].text for c in fed.generate(PROMPTS, GREEDY)] == [
+        c[0].text for c in reference.generate(PROMPTS, GREEDY)
+    ]

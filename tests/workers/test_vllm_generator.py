@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from cut.checkpoint import save_adapter, save_merged
 from cut.config import CUTConfig
 from cut.examples import JudgedExample, Polarity
-from cut.modeling import load_policy
+from cut.modeling import load_policy, lora_targets_at
 from cut.trainer import train_cut
 from workers.engine import EngineConfig, SamplingConfig, SwapError
 from workers.generator import Generator
@@ -176,7 +176,7 @@ def test_weights_and_lora_deltas_sent_through_the_object_store_serve_what_files_
     generators, lora_round, smollm2_dir, ray_local
 ):
     trainer = ray_local.remote(Trainer).remote()
-    targets = tuple(CUTConfig().lora_target_modules)
+    targets = lora_targets_at(str(smollm2_dir), CUTConfig())
     assert send_weights(generators, trainer, str(smollm2_dir), 0, targets) == [0, 0]
     base = generate_all(generators, INSTRUCTIONS, GREEDY)
     assert [c[0].text for c in base] == transformers_greedy(smollm2_dir, INSTRUCTIONS)
@@ -228,7 +228,7 @@ def test_a_replica_refusing_a_swap_is_named_with_what_every_replica_serves(
     generators, cut_checkpoint, lora_round, smollm2_dir, ray_local
 ):
     trainer = ray_local.remote(Trainer).remote()
-    targets = tuple(CUTConfig().lora_target_modules)
+    targets = lora_targets_at(str(smollm2_dir), CUTConfig())
     assert send_weights(generators, trainer, str(smollm2_dir), 0, targets) == [0, 0]
     assert swap_all(generators[:1], str(cut_checkpoint), version=5) == [5]
     # replica 1 merges the delta trained on v0; replica 0 serves v5 and refuses it
