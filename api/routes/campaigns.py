@@ -17,6 +17,7 @@ from api.auth import require_token
 from api.deps import CampaignName, CampaignRow, DbSession, State
 from api.schemas import CampaignOut, LaunchRequest, problems
 from orchestrator.config import CampaignConfig
+from orchestrator.judgeability import judging_problems
 from orchestrator.launcher import check_fits_cluster, is_running, queue_positions
 from store.campaigns import (
     campaign_by_name,
@@ -96,9 +97,13 @@ def parse_config(body: bytes, content_type: str) -> CampaignConfig:
                **problems(401, 409, 422)},
 )  # fmt: skip
 async def create(request: Request, response: Response, state: State) -> CampaignOut:
-    """Store a campaign from its config, validated as `cutloop run` validates a file. It
-    does not run until launched."""
+    """Store a campaign from its config, validated as `cutloop run` validates a file, its
+    instructions judgeable by its judge and annotator. It does not run until launched."""
     config = parse_config(await request.body(), request.headers.get("content-type", ""))
+    problems = await run_in_threadpool(judging_problems, config)  # reads its files
+    if problems:
+        raise HTTPException(422, [{"loc": ["body"], "msg": p, "type": "value_error"}
+                                  for p in problems])  # fmt: skip
     stored = config.model_dump(mode="json", by_alias=True)
 
     def write() -> CampaignOut:
