@@ -27,17 +27,22 @@ def is_loopback(host: str) -> bool:
 
 def _campaign_to_launch(path: Path | None):
     """The file's campaign, checked against the store before the server starts: a bad
-    file or a name taken by another campaign is one line and exit code 2."""
+    file, a problem `cutloop validate` names or a name taken by another campaign is one
+    line and exit code 2."""
     if path is None:
         return None
     from api.autolaunch import store_campaign
     from orchestrator.config import CampaignConfigError, load_campaign
     from orchestrator.lifecycle import LifecycleError
+    from orchestrator.validate import review_campaign
     from store.engine import database_url, make_engine, session_factory
     from store.schema import upgrade
 
     try:
         config = load_campaign(path)
+        problems = review_campaign(config).problems
+        if problems:
+            raise CampaignConfigError("; ".join(map(str, problems)))
         url = database_url()
         upgrade(url)
         engine = make_engine(url)

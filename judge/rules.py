@@ -16,13 +16,13 @@ import json
 import random
 import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from cut.spans import Span, merge_spans
 
 WORD = re.compile(r"[A-Za-z0-9'’-]+")
 SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
-BULLET = re.compile(r"^\s*[*-]\s+\S", re.MULTILINE)
+IFEVAL_WORD = re.compile(r"\w+")  # IFEval's words (nltk's RegexpTokenizer(r"\w+"))
 KEYWORDS = ("river", "light", "future", "garden", "signal", "balance", "memory", "engine",
             "harvest", "bridge", "silence", "pattern")  # fmt: skip
 FILLER_WORDS = ("very", "really", "basically", "actually", "just", "thing")
@@ -30,14 +30,22 @@ ENDINGS = ("Is there anything else I can help with?", "That is all for today.",
            "Let me know what you think.")  # fmt: skip
 
 
+Relation = Literal["less than", "at least"]  # IFEval's two: count < n, count >= n
+
+
+def meets(found: int, relation: Relation, n: int) -> bool:
+    return found < n if relation == "less than" else found >= n
+
+
+def word_pattern(word: str, whole: bool) -> str:
+    """`word`, case aside, as a whole word or anywhere (IFEval's keyword checks)."""
+    return rf"\b{re.escape(word)}\b" if whole else re.escape(word)
+
+
 def excerpt(text: str, start: int, end: int, margin: int = 8) -> str:
     """The matched span with a few characters either side, on one line."""
     left, right = max(0, start - margin), min(len(text), end + margin)
     return " ".join(text[left:right].split())
-
-
-def count_words(text: str) -> int:
-    return len(WORD.findall(text))
 
 
 def spans_of(pattern: str | re.Pattern[str], text: str, flags: int = 0) -> tuple[Span, ...]:
@@ -181,13 +189,19 @@ class NoExclamation(Constraint):
 @dataclass(frozen=True)
 class BulletPoints(Constraint):
     kind, group = "bullet_points", "structure"
+    bullet_lines: ClassVar[tuple[str, ...]] = (r"^\s*[*-]\s+\S.*$",)  # patterns of a bullet line
     n: int = 3
 
     def describe(self) -> str:
         return f"Your answer must contain exactly {self.n} bullet points, using markdown bullets such as:\n* This is a point."
 
+    def bullets(self, response: str) -> list[Span]:
+        """The bullet lines, in order."""
+        return sorted(m.span() for pattern in self.bullet_lines
+                      for m in re.finditer(pattern, response, re.MULTILINE))  # fmt: skip
+
     def violation(self, response: str) -> str | None:
-        found = len(BULLET.findall(response))
+        found = len(self.bullets(response))
         if found == self.n:
             return None
         return (
@@ -196,9 +210,8 @@ class BulletPoints(Constraint):
 
     def faulty_spans(self, response: str) -> tuple[Span, ...]:
         """The bullet lines past the n-th (too few bullets is an absence)."""
-        lines = [m.span() for m in re.finditer(r"^\s*[*-]\s+\S.*$", response, re.MULTILINE)]
         return merge_spans((start + len(response[start:end]) - len(response[start:end].lstrip()),
-                            end) for start, end in lines[self.n :])  # fmt: skip
+                            end) for start, end in self.bullets(response)[self.n :])  # fmt: skip
 
     @classmethod
     def sample(cls, rng: random.Random) -> Constraint:
@@ -214,10 +227,15 @@ class Paragraphs(Constraint):
         return f"There should be exactly {self.n} paragraphs, separated from each other by the markdown divider ***."
 
     def violation(self, response: str) -> str | None:
-        parts = [p for p in re.split(r"\s*\*\*\*\s*", response) if p.strip()]
-        if len(parts) == self.n and response.count("***") == self.n - 1:
+        """IFEval's rule: a blank paragraph between two dividers breaks the count."""
+        parts = re.split(r"\s?\*\*\*\s?", response)
+        inner = parts[1:-1]
+        found = sum(bool(p.strip()) for p in parts)
+        if found == self.n and all(p.strip() for p in inner):
             return None
-        return f"The response has {len(parts)} paragraphs separated by *** but the instruction asks for exactly {self.n}."
+        if not all(p.strip() for p in inner):
+            return "The response has an empty paragraph between two *** dividers."
+        return f"The response has {found} paragraphs separated by *** but the instruction asks for exactly {self.n}."
 
     def faulty_spans(self, response: str) -> tuple[Span, ...]:
         """The *** dividers past the (n-1)-th (too few is an absence)."""
@@ -261,8 +279,11 @@ class Highlights(Constraint):
     def describe(self) -> str:
         return f"Highlight at least {self.n} sections of your answer with markdown, i.e. *highlighted section*."
 
+    def count(self, response: str) -> int:
+        return len(re.findall(r"(?<!\*)\*[^\n*]+\*(?!\*)", response))
+
     def violation(self, response: str) -> str | None:
-        found = len(re.findall(r"(?<!\*)\*[^\n*]+\*(?!\*)", response))
+        found = self.count(response)
         if found >= self.n:
             return None
         return f"The response has {found} *highlighted* sections; the instruction asks for at least {self.n}."
@@ -279,8 +300,11 @@ class Title(Constraint):
     def describe(self) -> str:
         return "Your answer must contain a title, wrapped in double angular brackets, such as <<poem of joy>>."
 
+    def has_title(self, response: str) -> bool:
+        return re.search(r"<<[^<>\n]+>>", response) is not None
+
     def violation(self, response: str) -> str | None:
-        if re.search(r"<<[^<>\n]+>>", response):
+        if self.has_title(response):
             return None
         return (
             "The response has no title wrapped in double angular brackets, such as <<poem of joy>>."
@@ -290,13 +314,14 @@ class Title(Constraint):
 @dataclass(frozen=True)
 class Placeholders(Constraint):
     kind, group = "placeholders", "markup"
+    placeholder: ClassVar[str] = r"\[[^\[\]\n]+\]"
     n: int = 2
 
     def describe(self) -> str:
         return f"The response must contain at least {self.n} placeholders in square brackets, such as [address]."
 
     def violation(self, response: str) -> str | None:
-        found = len(re.findall(r"\[[^\[\]\n]+\]", response))
+        found = len(re.findall(self.placeholder, response))
         if found >= self.n:
             return None
         return f"The response has {found} placeholders in square brackets; the instruction asks for at least {self.n}."
@@ -315,14 +340,14 @@ class MaxWords(Constraint):
         return f"Answer with at most {self.limit} words."
 
     def violation(self, response: str) -> str | None:
-        n = count_words(response)
+        n = len(IFEVAL_WORD.findall(response))
         if n <= self.limit:
             return None
         return f"The response has {n} words, more than the limit of {self.limit}."
 
     def faulty_spans(self, response: str) -> tuple[Span, ...]:
         """From the first word past the limit to the end."""
-        words = list(WORD.finditer(response))
+        words = list(IFEVAL_WORD.finditer(response))
         return tail_from(response, words[self.limit].start()) if len(words) > self.limit else ()
 
     @classmethod
@@ -339,7 +364,7 @@ class MinWords(Constraint):
         return f"Answer with at least {self.minimum} words."
 
     def violation(self, response: str) -> str | None:
-        n = count_words(response)
+        n = len(IFEVAL_WORD.findall(response))
         if n >= self.minimum:
             return None
         return f"The response has {n} words, fewer than the required {self.minimum}."
@@ -381,6 +406,7 @@ class MaxSentences(Constraint):
 @dataclass(frozen=True)
 class IncludeKeywords(Constraint):
     kind, group = "include_keywords", "lexical"
+    whole_words: ClassVar[bool] = True  # False: anywhere, even inside a longer word
     keywords: tuple[str, ...] = ("river",)
 
     def describe(self) -> str:
@@ -392,8 +418,9 @@ class IncludeKeywords(Constraint):
 
     def violation(self, response: str) -> str | None:
         missing = [
-            k for k in self.keywords if not re.search(rf"\b{re.escape(k)}\b", response, re.I)
-        ]
+            k for k in self.keywords
+            if not re.search(word_pattern(k, self.whole_words), response, re.I)
+        ]  # fmt: skip
         if not missing:
             return None
         shown = ", ".join(f'"{k}"' for k in missing)
@@ -438,17 +465,30 @@ class ForbiddenWords(Constraint):
 @dataclass(frozen=True)
 class KeywordFrequency(Constraint):
     kind, group = "keyword_frequency", "lexical"
+    whole_words: ClassVar[bool] = True  # False: anywhere, even inside a longer word
     word: str = "light"
     n: int = 3
+    relation: Relation = "at least"
 
     def describe(self) -> str:
-        return f'The word "{self.word}" should appear at least {self.n} times.'
+        return f'The word "{self.word}" should appear {self.relation} {self.n} times.'
+
+    def occurrences(self, response: str) -> list[Span]:
+        return [
+            m.span() for m in re.finditer(word_pattern(self.word, self.whole_words), response, re.I)
+        ]
 
     def violation(self, response: str) -> str | None:
-        found = len(re.findall(rf"\b{re.escape(self.word)}\b", response, re.I))
-        if found >= self.n:
+        found = len(self.occurrences(response))
+        if meets(found, self.relation, self.n):
             return None
-        return f'The word "{self.word}" appears {found} times; the instruction asks for at least {self.n}.'
+        return f'The word "{self.word}" appears {found} times; the instruction asks for {self.relation} {self.n}.'
+
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        """Under "less than": the occurrences from the n-th on (too few is an absence)."""
+        if self.relation == "at least":
+            return ()
+        return merge_spans(self.occurrences(response)[self.n - 1 :])
 
     @classmethod
     def sample(cls, rng: random.Random) -> Constraint:
@@ -458,17 +498,25 @@ class KeywordFrequency(Constraint):
 @dataclass(frozen=True)
 class LetterFrequency(Constraint):
     kind, group = "letter_frequency", "lexical"
-    letter: str = "z"
+    letter: str = "z"  # lowercase: both cases count
     n: int = 3
+    relation: Relation = "at least"
 
     def describe(self) -> str:
-        return f'The letter "{self.letter}" should appear at least {self.n} times in your response.'
+        return f'The letter "{self.letter}" should appear {self.relation} {self.n} times in your response.'
 
     def violation(self, response: str) -> str | None:
         found = response.lower().count(self.letter)
-        if found >= self.n:
+        if meets(found, self.relation, self.n):
             return None
-        return f'The letter "{self.letter}" appears {found} times; the instruction asks for at least {self.n}.'
+        return f'The letter "{self.letter}" appears {found} times; the instruction asks for {self.relation} {self.n}.'
+
+    def faulty_spans(self, response: str) -> tuple[Span, ...]:
+        """Under "less than": the letter from its n-th occurrence on (too few is an absence)."""
+        if self.relation == "at least":
+            return ()
+        found = [(i, i + 1) for i, c in enumerate(response) if self.letter in c.lower()]
+        return merge_spans(found[self.n - 1 :])
 
     @classmethod
     def sample(cls, rng: random.Random) -> Constraint:
@@ -483,8 +531,11 @@ class EndWith(Constraint):
     def describe(self) -> str:
         return f'Finish your response with this exact phrase: "{self.phrase}". No other words should follow it.'
 
+    def ends_with_phrase(self, response: str) -> bool:
+        return response.strip().endswith(self.phrase)
+
     def violation(self, response: str) -> str | None:
-        if response.strip().endswith(self.phrase):
+        if self.ends_with_phrase(response):
             return None
         tail = " ".join(response.strip()[-40:].split())
         return f'The response ends with "...{tail}" instead of the required phrase "{self.phrase}".'
@@ -531,8 +582,11 @@ class Postscript(Constraint):
     def describe(self) -> str:
         return f"At the end of your response, please explicitly add a postscript starting with {self.marker}"
 
+    def has_postscript(self, response: str) -> bool:
+        return re.search(rf"^\s*{re.escape(self.marker)}", response, re.MULTILINE) is not None
+
     def violation(self, response: str) -> str | None:
-        if re.search(rf"^\s*{re.escape(self.marker)}", response, re.MULTILINE):
+        if self.has_postscript(response):
             return None
         return f'The response has no postscript starting with "{self.marker}".'
 
@@ -562,8 +616,12 @@ class ValidJson(Constraint):
     def describe(self) -> str:
         return "Your entire output should be wrapped in JSON format. You can use markdown ticks such as ```."
 
+    def payload(self, response: str) -> str:
+        """The text that must parse: the response without its markdown fence."""
+        return re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", response.strip(), flags=re.I)
+
     def violation(self, response: str) -> str | None:
-        text = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", response.strip(), flags=re.I)
+        text = self.payload(response)
         try:
             json.loads(text)
         except json.JSONDecodeError as error:
@@ -572,7 +630,7 @@ class ValidJson(Constraint):
 
     def faulty_spans(self, response: str) -> tuple[Span, ...]:
         """The character where parsing fails (the end, for JSON cut short)."""
-        text = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", response.strip(), flags=re.I)
+        text = self.payload(response)
         try:
             json.loads(text)
         except json.JSONDecodeError as error:
@@ -592,16 +650,16 @@ class RepeatRequest(Constraint):
         return "First repeat the request word for word without change, then give your answer (do not say anything before repeating the request)."
 
     def violation(self, response: str) -> str | None:
-        if response.strip().startswith(self.request.strip()):
+        if response.strip().lower().startswith(self.request.strip().lower()):
             return None
         start = " ".join(response.strip()[:40].split())
         return f'The response does not start by repeating the request word for word; it starts with "{start}...".'
 
     def faulty_spans(self, response: str) -> tuple[Span, ...]:
-        """The word where the response departs from the request."""
+        """The word where the response departs from the request (case aside)."""
         offset = len(response) - len(response.lstrip())
-        text, request = response.strip(), self.request.strip()
-        same = next((i for i, (a, b) in enumerate(zip(text, request, strict=False)) if a != b),
+        text, request = response.strip(), self.request.strip().lower()
+        same = next((i for i, (a, b) in enumerate(zip(text.lower(), request, strict=False)) if a != b),
                     min(len(text), len(request)))  # fmt: skip
         word = re.compile(r"\S+").search(text, max(0, text.rfind(" ", 0, same) + 1))
         return ((offset + word.start(), offset + word.end()),) if word else ()

@@ -10,6 +10,7 @@ from rich.console import Console
 from orchestrator.campaign_table import rounds_table
 from orchestrator.config import CampaignConfig
 from orchestrator.driver import CampaignOutcome
+from orchestrator.judgeability import judging_problems
 from orchestrator.launcher import check_fits_cluster, start_driver
 from orchestrator.lifecycle import LifecycleError, named, request_stop
 from orchestrator.placement import PlacementError
@@ -45,8 +46,13 @@ def request_status(name: str, wanted: str) -> None:
 
 
 def run_campaign(config: CampaignConfig, verbose: bool = False) -> CampaignOutcome:
+    """Run the campaign in a driver actor; a campaign that cannot be judged is refused
+    before Ray starts, with nothing stored."""
     import ray
 
+    problems = judging_problems(config)
+    if problems:
+        return CampaignOutcome(CampaignStatus.FAILED, "; ".join(problems))
     connect(config.ray_address, verbose)
     with contextlib.suppress(PlacementError):  # the driver refuses it and records why
         for line in check_fits_cluster(config):

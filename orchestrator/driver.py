@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator.config import CampaignConfig
 from orchestrator.failures import full_detail, one_line
 from orchestrator.instructions import eval_items, eval_set_sha256, train_instructions
+from orchestrator.judgeability import judging_problems
 from orchestrator.lifecycle import store_campaign
 from orchestrator.models import resolve_model
 from orchestrator.round_context import RoundContext, Snapshot, StageTimes, Stopped
@@ -92,6 +93,10 @@ class Lease:
 
 class RoundHeld(RuntimeError):
     """Another live runner holds the round: the campaign is its to run and to report."""
+
+
+class Unjudgeable(ValueError):
+    """The campaign's judge or annotator cannot judge its instructions (judgeability.py)."""
 
 
 @dataclass
@@ -166,11 +171,14 @@ class CampaignDriver:
 
     def run(self) -> CampaignOutcome:
         """Run the campaign. A refusal (another config under the same name, a round held
-        by a live driver, an unreadable instruction source) is the outcome's error and
-        leaves the stored rounds as they are."""
+        by a live driver, an unreadable instruction source, instructions its judge cannot
+        judge) is the outcome's error and leaves the stored rounds as they are."""
         try:
             return self._run()
         except RoundHeld as error:
+            return CampaignOutcome(CampaignStatus.FAILED, str(error))
+        except Unjudgeable as error:  # e.g. a launched campaign's file changed since
+            self._record_refusal(str(error))
             return CampaignOutcome(CampaignStatus.FAILED, str(error))
         except Exception as error:
             logger.exception("campaign %s did not start", self.config.name)
@@ -195,6 +203,9 @@ class CampaignDriver:
             engine.dispose()
 
     def _run(self) -> CampaignOutcome:
+        problems = judging_problems(self.config)
+        if problems:
+            raise Unjudgeable("; ".join(problems))
         upgrade(self.database_url)
         engine = make_engine(self.database_url)
         sessions = session_factory(engine)

@@ -1,6 +1,6 @@
 """The evaluate stage: the policy answers the eval set greedily and the pairwise
 annotator compares each answer with the reference. Answers to verifiable instructions
-(the built-in set) are also checked IFEval's way, and each later round is tested
+(the built-in set, IFEval's records) are also checked IFEval's way, and each later round is tested
 against round 0 on them."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from dataclasses import asdict
 from sqlalchemy.orm import Session
 
 from judge.ifeval import IFEVAL_ACCURACIES, ItemResult, ifeval_scores
-from judge.instructions import builtin_by_text
+from judge.instructions import VerifiableInstruction
 from judge.pairwise import PairwiseItem, PairwiseResult
 from orchestrator.evaluation import TIE, mcnemar, truncated_percent, win_rate
+from orchestrator.instructions import EvalItem as EvalInstruction
 from orchestrator.instructions import reference_name
 from orchestrator.length_control import Annotation, choose_glm, length_controlled
 from orchestrator.round_context import RoundContext, commit_stage
@@ -38,13 +39,12 @@ def _eval_set_name(context: RoundContext) -> str:
     return settings.eval_set if settings.path is None else f"file:{settings.path.name}"
 
 
-def _tally(instruction: str, output: str) -> dict[str, int | None]:
-    """The IFEval tally of one answer, found by the instruction's text as the rule judge
-    does; NULLs when its constraints are not known (an eval set from a file)."""
-    verifiable = builtin_by_text().get(instruction)
-    if verifiable is None:
+def _tally(item: EvalInstruction, output: str) -> dict[str, int | None]:
+    """The IFEval tally of one answer; NULLs when its constraints are not known (an eval
+    set of AlpacaEval's records)."""
+    if item.constraints is None:
         return {"constraints": None, "strict_met": None, "loose_met": None}
-    return asdict(ItemResult.of(verifiable, output))
+    return asdict(ItemResult.of(VerifiableInstruction(item.instruction, item.constraints), output))
 
 
 def _passed_strictly(items: list[EvalItem]) -> dict[str, bool]:
@@ -155,7 +155,7 @@ def evaluate(context: RoundContext, round_id: int, index: int) -> None:
                 "preference": result.preference,
                 "annotation_error": result.error,
                 "finish_reason": samples[0].finish_reason,
-                **_tally(p.instruction, p.output_2),
+                **_tally(item, p.output_2),
             }
             for (position, item), samples, p, result in zip(
                 batch, completions, pairs, results, strict=True

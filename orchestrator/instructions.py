@@ -1,5 +1,9 @@
 """Where a campaign's instructions come from: the built-in verifiable set, a JSON/JSONL
-file, or a Hugging Face dataset (needs network); and its evaluation items."""
+file, or a Hugging Face dataset (needs network); and its evaluation items.
+
+A file's records are plain ({instruction}; an eval set's also carry the reference) or
+IFEval's ({prompt, instruction_id_list, kwargs}), whose constraints the rule judge and
+the IFEval accuracies check."""
 
 from __future__ import annotations
 
@@ -7,10 +11,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from cut.datafile import DataFileError, read_records
-from judge.instructions import builtin_instructions
-from orchestrator.config import EvaluationSettings, InstructionSource
+from judge.ifeval_ids import IFEvalRecord, is_ifeval_record, read_ifeval_record
+from judge.instructions import VerifiableInstruction, builtin_instructions
+from judge.rules import Constraint
+
+if TYPE_CHECKING:  # the settings' module imports torch (cut.config); reading files does not
+    from orchestrator.config import CampaignConfig, EvaluationSettings, InstructionSource
 
 
 @dataclass(frozen=True)
@@ -19,6 +28,8 @@ class EvalItem:
     reference: str | None  # None: the round-0 policy's answer becomes the reference
     reference_generator: str | None = None  # who wrote the reference (AlpacaEval's `generator`)
     dataset: str | None = None  # AlpacaEval's source dataset of the instruction
+    constraints: tuple[Constraint, ...] | None = None  # None: none known (not verifiable)
+    checks: str | None = None  # an IFEval record's ids and kwargs: part of the set's identity
 
 
 def _field(path: Path, label: str, raw: object, field: str) -> str:
@@ -30,15 +41,39 @@ def _field(path: Path, label: str, raw: object, field: str) -> str:
     return value
 
 
+def _ifeval(path: Path, label: str, raw: dict[str, Any]) -> IFEvalRecord:
+    try:
+        return read_ifeval_record(raw)
+    except ValueError as error:
+        raise DataFileError(f"{path}: {label}: {error}") from None
+
+
+@dataclass(frozen=True)
+class FileInstruction:
+    label: str  # where it is in the file ("line 3"), for messages
+    text: str
+    record: IFEvalRecord | None  # None: a plain record, no constraints known
+
+
+def read_instruction_file(path: Path) -> list[FileInstruction]:
+    """Every record of an instruction file, plain or IFEval's; DataFileError naming the
+    file, the record and the field or IFEval id that cannot be used."""
+    read = []
+    for label, raw in read_records(path):
+        if is_ifeval_record(raw):
+            record = _ifeval(path, label, raw)
+            read.append(FileInstruction(label, record.instruction.text, record))
+        else:
+            read.append(FileInstruction(label, _field(path, label, raw, "instruction"), None))
+    return read
+
+
 def train_instructions(source: InstructionSource) -> list[str]:
     """Distinct instructions in source order."""
     if source.kind == "builtin":
         texts = [i.text for i in builtin_instructions()["train"]]
     elif source.kind == "file":
-        texts = [
-            _field(source.path, label, raw, "instruction")
-            for label, raw in read_records(source.path)
-        ]
+        texts = [i.text for i in read_instruction_file(source.path)]
     else:
         from datasets import load_dataset
 
@@ -57,24 +92,32 @@ def _optional(path: Path, label: str, raw: dict, field: str) -> str | None:
     return value
 
 
+def _eval_item(path: Path, label: str, raw: Any) -> EvalItem:
+    if is_ifeval_record(raw):
+        record = _ifeval(path, label, raw)
+        text, constraints = record.instruction.text, record.instruction.constraints
+        return EvalItem(text, None, constraints=constraints, checks=record.checks)
+    return EvalItem(
+        _field(path, label, raw, "instruction"),
+        _field(path, label, raw, "output"),
+        _optional(path, label, raw, "generator"),
+        _optional(path, label, raw, "dataset"),
+    )
+
+
 def read_eval_set(path: Path) -> list[EvalItem]:
-    """AlpacaEval's format: records of {instruction, output (the reference), generator,
-    dataset}; generator and dataset may be missing."""
-    return [
-        EvalItem(
-            _field(path, label, raw, "instruction"),
-            _field(path, label, raw, "output"),
-            _optional(path, label, raw, "generator"),
-            _optional(path, label, raw, "dataset"),
-        )
-        for label, raw in read_records(path)
-    ]
+    """AlpacaEval's records of {instruction, output (the reference), generator, dataset}
+    (generator and dataset may be missing), or IFEval's, whose reference is the round-0
+    policy's answer."""
+    return [_eval_item(path, label, raw) for label, raw in read_records(path)]
 
 
 def eval_items(settings: EvaluationSettings) -> list[EvalItem]:
-    """The held-out built-in split (no references), or an AlpacaEval-format file."""
+    """The held-out built-in split (no references), or a file of AlpacaEval's or IFEval's
+    records."""
     if settings.eval_set == "builtin_held_out":
-        items = [EvalItem(i.text, None) for i in builtin_instructions()["held_out"]]
+        items = [EvalItem(i.text, None, constraints=i.constraints)
+                 for i in builtin_instructions()["held_out"]]  # fmt: skip
     else:
         if settings.path is None:
             raise DataFileError("evaluation.path: required when eval_set is 'file'")
@@ -83,8 +126,10 @@ def eval_items(settings: EvaluationSettings) -> list[EvalItem]:
 
 
 def eval_set_sha256(items: list[EvalItem]) -> str:
-    """What a campaign is evaluated on: every instruction and reference, in order."""
-    payload = json.dumps([[i.instruction, i.reference] for i in items], ensure_ascii=False)
+    """What a campaign is evaluated on: every instruction and reference, in order, and
+    the IFEval checks a file gives (the built-in set's follow from its texts)."""
+    rows = [[i.instruction, i.reference, *([i.checks] if i.checks else [])] for i in items]
+    payload = json.dumps(rows, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -95,3 +140,16 @@ def reference_name(items: list[EvalItem]) -> str:
     generators = {i.reference_generator for i in items}
     (generator,) = generators if len(generators) == 1 else {None}
     return generator or "eval set"
+
+
+def verifiable_instructions(config: CampaignConfig) -> list[VerifiableInstruction]:
+    """Every instruction whose constraints the campaign knows, for its rule judge and
+    rule annotator: the built-in set's, and its files' IFEval records."""
+    known = [i for split in builtin_instructions().values() for i in split]
+    if config.instructions.kind == "file":
+        read = read_instruction_file(config.instructions.path)
+        known += [i.record.instruction for i in read if i.record is not None]
+    if config.evaluation.eval_set == "file":
+        known += [VerifiableInstruction(i.instruction, i.constraints)
+                  for i in eval_items(config.evaluation) if i.constraints is not None]  # fmt: skip
+    return known

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from judge.base import Judge
+from judge.instructions import VerifiableInstruction
 from judge.pairwise import RulePairwiseAnnotator
 from orchestrator.config import EvaluationSettings, JudgeSettings
 
@@ -17,14 +19,17 @@ def judge_name(settings: JudgeSettings) -> str:
     return "rules" if settings.kind == "rules" else settings.name
 
 
-def make_judge(settings: JudgeSettings, campaign_dir: Path) -> Judge:
-    """Paid judges keep an append-only cache in the campaign's directory, so a round
-    restarted after a crash finds every judgment it already paid for, and a record of
-    their spending, so the budget holds across restarts."""
+def make_judge(
+    settings: JudgeSettings, campaign_dir: Path, known: Sequence[VerifiableInstruction]
+) -> Judge:
+    """The rule judge checks the instructions whose constraints are `known`. Paid judges
+    keep an append-only cache in the campaign's directory, so a round restarted after a
+    crash finds every judgment it already paid for, and a record of their spending, so
+    the budget holds across restarts."""
     if settings.kind == "rules":
         from judge.rule_judge import RuleJudge
 
-        return RuleJudge()
+        return RuleJudge(known)
     if settings.kind == "openai":
         from judge.cache import JudgmentCache
         from judge.openai_judge import OpenAIJudge, OpenAIJudgeConfig
@@ -41,12 +46,15 @@ def make_judge(settings: JudgeSettings, campaign_dir: Path) -> Judge:
     return LocalJudge(LocalJudgeConfig.model_validate(settings.model_dump(exclude={"kind"})))
 
 
-def make_annotator(settings: EvaluationSettings, campaign_dir: Path):
-    """AlpacaEval's annotators keep an append-only cache of their replies in the
-    campaign's directory, so a resumed evaluation pays for no annotation twice, and a
-    record of their spending, so the endpoint's budget holds across restarts."""
+def make_annotator(
+    settings: EvaluationSettings, campaign_dir: Path, known: Sequence[VerifiableInstruction]
+):
+    """The rule annotator compares by the constraints `known`. AlpacaEval's annotators
+    keep an append-only cache of their replies in the campaign's directory, so a resumed
+    evaluation pays for no annotation twice, and a record of their spending, so the
+    endpoint's budget holds across restarts."""
     if settings.annotator == "rules":
-        return RulePairwiseAnnotator()
+        return RulePairwiseAnnotator(known)
     from judge.alpaca_eval_annotator import (
         ANNOTATION_CACHE,
         ANNOTATION_SPENDING,

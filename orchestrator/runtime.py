@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cut.memory import GB
 from orchestrator.config import CampaignConfig
+from orchestrator.instructions import verifiable_instructions
 from orchestrator.judging import make_annotator, make_judge
 from orchestrator.placement import PlacementError, Plan, cluster_nodes, make_plan
 from workers.engine import EngineConfig
@@ -186,7 +187,8 @@ class CampaignWorkers:
 
             from workers.judge_worker import JudgeWorker
 
-            build: Callable = partial(make_judge, self.config.judge, self.campaign_dir)
+            known = verifiable_instructions(self.config)
+            build: Callable = partial(make_judge, self.config.judge, self.campaign_dir, known)
             self._judge = (
                 ray.remote(JudgeWorker)
                 .options(
@@ -201,7 +203,8 @@ class CampaignWorkers:
     def annotator(self):
         """Pairwise annotators are light (rule checks or HTTP calls): they run here."""
         if self._annotator is None:
-            self._annotator = make_annotator(self.config.evaluation, self.campaign_dir)
+            known = verifiable_instructions(self.config)
+            self._annotator = make_annotator(self.config.evaluation, self.campaign_dir, known)
         return self._annotator
 
     def trainer(self):

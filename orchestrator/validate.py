@@ -1,6 +1,7 @@
 """What a campaign is checked for before Ray starts (`cutloop validate`, `cutloop run`,
-`POST /campaigns`): every file it names, its model, and the trainer's memory budget
-against the estimate for its settings. A problem is one line that names the setting,
+`POST /campaigns`): every file it names, whether its judge and annotator can judge its
+instructions, its model, and the trainer's memory budget against the estimate for its
+settings. A problem is one line that names the setting,
 file or value; the plan says what would run."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from cut.datafile import DataFileError
 from orchestrator.config import CampaignConfig
 from orchestrator.instructions import eval_items, train_instructions
+from orchestrator.judgeability import judging_problems
 from orchestrator.launcher import memory_requests
 from orchestrator.models import BUNDLED_MODELS, bundled_directory
 
@@ -22,6 +24,12 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.setting}: {self.message}"
+
+    @classmethod
+    def parse(cls, line: str) -> Problem:
+        """A problem written as "setting: message", as orchestrator.judgeability writes."""
+        setting, message = line.split(": ", 1)
+        return cls(setting, message)
 
 
 @dataclass
@@ -37,6 +45,8 @@ def review_campaign(config: CampaignConfig) -> Review:
     review = Review(config)
     _instructions(config, review)
     _eval_set(config, review)
+    if not review.problems:  # the files read: can the judge and annotator judge them?
+        review.problems += map(Problem.parse, judging_problems(config))
     policy = _policy(config, review)
     if policy is not None:
         _training_memory(config, policy, review)

@@ -97,7 +97,8 @@ def parse_config(body: bytes, content_type: str) -> CampaignConfig:
 )  # fmt: skip
 async def create(request: Request, response: Response, state: State) -> CampaignOut:
     """Store a campaign from its config, checked as `cutloop run` and `cutloop validate`
-    check a file (its files, model and memory budget). It does not run until launched."""
+    check a file (its files and model, whether its judge and annotator can judge its
+    instructions, its memory budget). It does not run until launched."""
     config = parse_config(await request.body(), request.headers.get("content-type", ""))
     review = await run_in_threadpool(review_campaign, config)
     if review.problems:

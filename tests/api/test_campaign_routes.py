@@ -57,6 +57,17 @@ def test_an_invalid_config_is_a_422_naming_the_field_and_value(client):
     assert client.get("/api/v1/campaigns").json() == []
 
 
+def test_a_campaign_its_judge_cannot_judge_is_a_422_saying_what_to_change(client, tmp_path):
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text('{"instruction": "Write a poem."}\n')
+    config = {"name": "plain", "instructions": {"kind": "file", "path": str(plain)}}
+    response = client.post("/api/v1/campaigns", json=config)
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["msg"].startswith(f"judge: {{kind: rules}} cannot judge {plain}: 1 of its 1")
+    assert client.get("/api/v1/campaigns").json() == []
+
+
 def test_pause_and_cancel_say_why_they_cannot_and_cancel_is_final(client):
     client.post("/api/v1/campaigns", content=DEMO.read_text(), headers=YAML)
     paused = client.post("/api/v1/campaigns/demo-cpu/pause")

@@ -165,12 +165,15 @@ def test_a_campaign_without_room_beside_a_running_one_waits_in_the_queue(launch_
 def test_a_launched_campaign_that_cannot_start_fails_with_the_reason(
     launch_settings, policy, tmp_path
 ):
-    missing = tmp_path / "instructions.jsonl"
-    missing.write_text('{"instruction": "Say hi."}\n')
-    config = config_of("unstartable", policy, instructions={"kind": "file", "path": str(missing)})
+    missing = tmp_path / "no-such-instructions.jsonl"
+    missing.write_text('{"instruction": "Write."}\n')  # created while it exists, then lost
+    judge = {"kind": "openai", "base_url": "http://127.0.0.1:9", "model": "m"}
+    config = config_of(
+        "unstartable", policy, instructions={"kind": "file", "path": str(missing)}, judge=judge
+    )
     with TestClient(create_app(launch_settings)) as client:
         assert client.post("/api/v1/campaigns", json=config).status_code == 201
-        missing.unlink()  # gone between storing and launching
+        missing.unlink()
         assert client.post("/api/v1/campaigns/unstartable/launch").status_code == 202
         end = list(follow(client, "unstartable"))[-1][1]
         assert end["status"] == "failed" and str(missing) in end["error"]

@@ -132,9 +132,8 @@ def test_the_eval_set_is_fixed_when_the_campaign_starts(store_env, sessions, tmp
     from store.campaigns import create_campaign, fix_eval_set
 
     eval_set = write_eval_set(tmp_path / "eval.json")
-    config = tiny_campaign(
-        "fixed", tmp_path, rounds=0, evaluation={"eval_set": "file", "path": str(eval_set)}
-    )
+    evaluation = {"eval_set": "file", "path": str(eval_set), "annotator": "alpaca_eval_gpt4"}
+    config = tiny_campaign("fixed", tmp_path, rounds=0, evaluation=evaluation)
     with sessions.begin() as s:  # as the campaign's first run leaves it
         stored = create_campaign(s, "fixed", config.model_dump(mode="json", by_alias=True))
         fix_eval_set(s, stored, eval_set_sha256(read_eval_set(eval_set)))
