@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from store.home import cutloop_home
+from store.home import cutloop_home, home_path
 
 MANIFEST = "cutloop-model.json"
 
@@ -106,7 +106,7 @@ def _convert_gguf(gguf: Path, out: Path, console: Console) -> None:
 
 def bundled_directory(name: str, home: Path | None = None) -> Path | None:
     """The bundled model's directory when it has been fetched whole, else None."""
-    target = (home or cutloop_home()) / "models" / name
+    target = (home or home_path()) / "models" / name
     return target if _is_complete(target, BUNDLED_MODELS[name]) else None
 
 

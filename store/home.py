@@ -13,8 +13,13 @@ from platformdirs import user_cache_dir
 logger = logging.getLogger(__name__)
 
 
+def home_path() -> Path:
+    """$CUTLOOP_HOME or the default, not created (for checks that must leave no trace)."""
+    return Path(os.environ.get("CUTLOOP_HOME") or user_cache_dir("cutloop"))
+
+
 def cutloop_home() -> Path:
-    home = Path(os.environ.get("CUTLOOP_HOME") or user_cache_dir("cutloop"))
+    home = home_path()
     home.mkdir(parents=True, exist_ok=True)
     return home
 

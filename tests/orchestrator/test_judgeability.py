@@ -98,5 +98,5 @@ def test_cutloop_run_refuses_before_ray_starts_and_stores_nothing(tmp_path):
     )
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
-    assert line.startswith("error: judge: {kind: rules} cannot judge"), line
+    assert line.startswith(f"error: {campaign}: judge: {{kind: rules}} cannot judge"), line
     assert not database.exists() and not (tmp_path / "home").exists()
