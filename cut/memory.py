@@ -12,17 +12,21 @@ hidden) bytes (measured on SmolLM2-135M in fp32, the backward's working set incl
 checkpointing only each layer's fp32 input is kept, plus one layer being recomputed.
 Measured SmolLM2 peaks (1400 tokens a pass, LoRA) stayed 27-40% under these estimates:
 1.39 / 2.91 GB fp32 and 1.48 / 2.51 GB bf16, with / without checkpointing.
+
+Torch is imported only where a model is counted: placement and the API server use GB
+and the estimates, and import no torch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from cut.config import CUTConfig
+
+if TYPE_CHECKING:
+    from torch import nn
 
 GB = 2**30
 ACTIVATION_BYTES_PER_UNIT = 24  # per token, per layer, per (intermediate + hidden) unit
@@ -51,6 +55,8 @@ class MemoryEstimate:
 
 
 def _lora_parameters(model: nn.Module, config: CUTConfig) -> int:
+    from torch import nn
+
     return sum(
         config.lora_r * (module.in_features + module.out_features)
         for name, module in model.named_modules()
@@ -61,6 +67,7 @@ def _lora_parameters(model: nn.Module, config: CUTConfig) -> int:
 def model_shape(model_config, config: CUTConfig) -> ModelShape:
     """The shape of a transformers model config, its parameters counted on the meta
     device (no memory, any architecture)."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):

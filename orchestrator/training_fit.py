@@ -1,18 +1,16 @@
 """Before a round trains: every example fits one forward pass, and the trainer's memory
 budget holds what the settings need, so a setting that cannot work fails the round at
-build, naming the example or the setting, instead of an OOM kill mid-training."""
+build, naming the example or the setting, instead of an OOM kill mid-training. Torch
+and transformers are imported by the checks, not here: the campaign driver's module,
+which the API server imports, imports this one."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
-from cut.batching import ItemTooLong, check_fits
 from cut.config import CUTConfig
 from cut.examples import JudgedExample
 from cut.memory import MemoryEstimate, estimate_training_memory, model_shape
-from cut.precision import autocast_dtype
 from orchestrator.round_context import RoundFailure
 
 NEEDS = {
@@ -24,7 +22,10 @@ NEEDS = {
 
 def training_memory(policy: str, cut: CUTConfig) -> MemoryEstimate:
     """What training `policy` with `cut` needs on a CPU (weights loaded in fp32)."""
+    import torch
     from transformers import AutoConfig
+
+    from cut.precision import autocast_dtype
 
     shape = model_shape(AutoConfig.from_pretrained(policy), cut)
     bf16 = autocast_dtype(cut.precision, torch.device("cpu")) == torch.bfloat16
@@ -44,6 +45,7 @@ def check_training_fits(
     `memory_gb` (None: not checked, e.g. a GPU trainer) is less than the estimate."""
     from transformers import AutoTokenizer
 
+    from cut.batching import ItemTooLong, check_fits
     from cut.trainer import example_builder, training_items
 
     builder = example_builder(AutoTokenizer.from_pretrained(policy), cut)
