@@ -17,7 +17,6 @@ from starlette.routing import Match
 from api.autolaunch import launch_on_start
 from api.routes import campaigns, events, ops, rounds
 from api.state import ApiSettings, ApiState
-from orchestrator.runtime import join_cluster
 from store.engine import make_engine, session_factory
 from store.schema import upgrade
 
@@ -25,10 +24,12 @@ DASHBOARD = Path(__file__).parent / "dashboard"
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
+    """The app over the store of `settings`, launching on the Ray cluster this process
+    joined (`cutloop serve` joins it before serving, so a failure is one line)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         upgrade(settings.database_url)
-        join_cluster(settings.ray_address)
         engine = make_engine(settings.database_url)
         state = ApiState(settings, engine, session_factory(engine))
         app.state.api = state

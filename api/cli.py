@@ -61,7 +61,18 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
     ray_address: Annotated[
         str | None,
-        typer.Option(help="Ray cluster to launch on (default: this machine's, started if none)."),
+        typer.Option(
+            help="Ray cluster to launch on ('auto': the one running on this machine; default: "
+            "the head serve started before, else a new one)."
+        ),
+    ] = None,
+    ray_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Port of the Ray head serve starts when it has none (default: a free one).",
+        ),
     ] = None,
     launch: Annotated[
         Path | None,
@@ -80,6 +91,7 @@ def serve(
 
     from api.app import create_app
     from api.state import ApiSettings
+    from orchestrator.ray_head import RayStartError, join_cluster
     from store.engine import database_url
     from store.home import cutloop_home
 
@@ -88,7 +100,11 @@ def serve(
         raise fail(f"--host {host} is reachable from other machines: set {TOKEN_ENV} first")
     settings = ApiSettings(
         database_url=database_url(), home=str(cutloop_home()), token=token,
-        ray_address=ray_address, launch=_campaign_to_launch(launch),
+        launch=_campaign_to_launch(launch),
     )  # fmt: skip
+    try:
+        join_cluster(ray_address, ray_port)
+    except RayStartError as error:
+        raise fail(str(error)) from None
     print(f"cutloop API on http://{host}:{port}/ (dashboard), /docs (OpenAPI)", flush=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")

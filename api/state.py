@@ -21,7 +21,6 @@ class ApiSettings(BaseModel):
     database_url: str
     home: str = Field(description="CUTLOOP_HOME: campaign directories, models, caches")
     token: str | None = Field(None, description="bearer token of mutating routes")
-    ray_address: str | None = Field(None, description="None: the Ray this process joined")
     poll_s: float = Field(1.0, gt=0, description="how often streams and the queue look")
     launch: CampaignConfig | None = Field(None, description="launched when the server starts")
 

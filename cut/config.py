@@ -7,17 +7,31 @@ global batch 8. Use lambda 1.2 and alpha 0.5 for offline Shepherd-style data.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cut.examples import MisalignContext
-from cut.loss import Flagging, LossWeights
 from cut.templates import TemplateName
 
 Precision = Literal["auto", "fp32", "bf16"]
 Finetuning = Literal["lora", "full"]
 Method = Literal["cut", "sft", "dpo"]
+Flagging = Literal["contrast", "spans", "union"]
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """What `cut.loss.cut_loss` reads of the config (cut/loss.py gives the meaning);
+    here, not there, so validating a config imports no torch."""
+
+    lam: float = 1.1  # lambda: flag a token when p_al / p_mis exceeds it
+    alpha: float = 1.0  # weight of the unlikelihood term
+    gamma: float | None = None  # paper-only dynamic weight p_al^gamma; None = off
+    flag_eos: bool = True  # may a row's final (EOS) token be flagged
+    flagging: Flagging = "contrast"  # which Misalign tokens get unlikelihood
+    misalign_mle: bool = True  # MLE on unflagged Misalign tokens; False: no loss on them
 
 
 class CUTConfig(BaseModel):

@@ -21,24 +21,13 @@ the step is split.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
+from cut.config import Flagging, LossWeights
 from cut.examples import RowKind
 
 ONE_MINUS_P_FLOOR = 1e-5
-Flagging = Literal["contrast", "spans", "union"]
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    lam: float = 1.1  # lambda: flag a token when p_al / p_mis exceeds it
-    alpha: float = 1.0  # weight of the unlikelihood term
-    gamma: float | None = None  # paper-only dynamic weight p_al^gamma; None = off
-    flag_eos: bool = True  # may a row's final (EOS) token be flagged
-    flagging: Flagging = "contrast"  # which Misalign tokens get unlikelihood (see above)
-    misalign_mle: bool = True  # MLE on unflagged Misalign tokens; False: no loss on them
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,21 @@ hidden) bytes (measured on SmolLM2-135M in fp32, the backward's working set incl
 checkpointing only each layer's fp32 input is kept, plus one layer being recomputed.
 Measured SmolLM2 peaks (1400 tokens a pass, LoRA) stayed 27-40% under these estimates:
 1.39 / 2.91 GB fp32 and 1.48 / 2.51 GB bf16, with / without checkpointing.
+
+Torch is imported only where a model is counted: placement and the API server use GB
+and the estimates, and import no torch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from cut.config import CUTConfig
-from cut.modeling import is_target, linear_layers, lora_targets, meta_model
+
+if TYPE_CHECKING:
+    from torch import nn
 
 GB = 2**30
 ACTIVATION_BYTES_PER_UNIT = 24  # per token, per layer, per (intermediate + hidden) unit
@@ -53,6 +57,8 @@ class MemoryEstimate:
 def _lora_parameters(model: nn.Module, config: CUTConfig) -> int:
     """r x (inputs + outputs) per adapted layer: the sum of its weight's two dimensions,
     whichever way round the layer stores them (GPT-2's Conv1D: inputs first)."""
+    from cut.modeling import is_target, linear_layers, lora_targets
+
     targets = lora_targets(model, config)
     return sum(
         config.lora_r * sum(module.weight.shape)
@@ -64,6 +70,8 @@ def _lora_parameters(model: nn.Module, config: CUTConfig) -> int:
 def model_shape(model_config, config: CUTConfig) -> ModelShape:
     """The shape of a transformers model config, its parameters counted on the meta
     device (no memory, any architecture)."""
+    from cut.modeling import meta_model
+
     model = meta_model(model_config)
     parameters = sum(p.numel() for p in model.parameters())
     text = model_config.get_text_config()

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from cut.batching import chunked
 from orchestrator.config import CampaignConfig
 from orchestrator.instructions import EvalItem as EvalInstruction
 from orchestrator.runtime import CampaignWorkers
@@ -87,6 +86,8 @@ class RoundContext:
 
     def batches(self, stage: Stage, items: Sequence, total: int) -> Iterator[Sequence]:
         """`items` in commit-sized batches, checking for pause/cancel before each."""
+        from cut.batching import chunked  # imports torch; the API server imports this module
+
         self.snapshot.stage, self.snapshot.total = stage.value, total
         self.snapshot.done = total - len(items)
         for batch in chunked(list(items), self.config.commit_every):

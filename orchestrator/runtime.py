@@ -53,37 +53,6 @@ def connect(address: str | None, verbose: bool = False) -> None:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=verbose)
 
 
-def join_cluster(address: str | None) -> None:
-    """Join the Ray cluster at `address`, else the one running on this machine, else start
-    one with `ray start --head`: a cluster that outlives this process, so the campaigns a
-    server launched keep running when it restarts. With $RAY_TMPDIR set, the node whose
-    temp dir is $RAY_TMPDIR/ray (docker/start-orchestrator.sh starts it so): where several
-    nodes share a machine Ray would join the head, and campaigns launched here are pinned
-    to the node this process joined."""
-    import subprocess
-    import sys
-
-    import ray
-
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    node = {"_temp_dir": f"{os.environ['RAY_TMPDIR']}/ray"} if "RAY_TMPDIR" in os.environ else {}
-    try:
-        ray.init(address=address or "auto", log_to_driver=False, **node)
-        return
-    except ConnectionError:
-        if address:
-            raise
-    ray_cli = Path(sys.executable).with_name("ray")
-    subprocess.run(
-        [str(ray_cli), "start", "--head", f"--num-cpus={os.cpu_count()}", "--disable-usage-stats",
-         "--include-dashboard=false"],
-        check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    ray.init(address="auto", log_to_driver=False)
-
-
 def memory_bytes(gb: float) -> int:
     return int(gb * GB)
 

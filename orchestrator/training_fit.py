@@ -1,20 +1,17 @@
 """Before a round trains: every example fits one forward pass, the LoRA targets name
 layers the policy has, and the trainer's memory budget holds what the settings need, so
 a setting that cannot work fails the round at build, naming the example or the setting,
-instead of an error or an OOM kill mid-training."""
+instead of an error or an OOM kill mid-training. Torch and transformers are imported by
+the checks, not here: the campaign driver's module, which the API server imports,
+imports this one."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
-from cut.batching import ItemTooLong, check_fits
 from cut.config import CUTConfig
 from cut.examples import JudgedExample
 from cut.memory import MemoryEstimate, estimate_training_memory, model_shape
-from cut.modeling import lora_targets_at
-from cut.precision import autocast_dtype
 from orchestrator.round_context import RoundFailure
 
 NEEDS = {
@@ -26,7 +23,10 @@ NEEDS = {
 
 def training_memory(policy: str, cut: CUTConfig) -> MemoryEstimate:
     """What training `policy` with `cut` needs on a CPU (weights loaded in fp32)."""
+    import torch
     from transformers import AutoConfig
+
+    from cut.precision import autocast_dtype
 
     shape = model_shape(AutoConfig.from_pretrained(policy), cut)
     bf16 = autocast_dtype(cut.precision, torch.device("cpu")) == torch.bfloat16
@@ -47,6 +47,8 @@ def check_training_fits(
     checked, e.g. a GPU trainer) is less than the estimate."""
     from transformers import AutoTokenizer
 
+    from cut.batching import ItemTooLong, check_fits
+    from cut.modeling import lora_targets_at
     from cut.trainer import example_builder, training_items
 
     builder = example_builder(AutoTokenizer.from_pretrained(policy), cut)

@@ -43,7 +43,9 @@ def _start(args: list[str], spec: NodeSpec, temp_dir: str) -> None:
     assert started.returncode == 0, f"ray start failed: {started.stderr[-2000:]}"
 
 
-def _kill_processes_of(temp_dirs: list[str]) -> None:
+def kill_processes_of(temp_dirs: list[str]) -> None:
+    """Kill the Ray nodes whose temp dirs are given (their daemons name the dir), with
+    everything they started."""
     doomed: dict[int, psutil.Process] = {}
     myself = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
     for process in psutil.process_iter(["cmdline"]):
@@ -70,4 +72,4 @@ def ray_cluster(nodes: list[NodeSpec]) -> Iterator[str]:
             _start([f"--address=127.0.0.1:{port}"], spec, temp_dir)
         yield f"127.0.0.1:{port}"
     finally:
-        _kill_processes_of(temp_dirs)
+        kill_processes_of(temp_dirs)
