@@ -27,6 +27,10 @@ db_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(db_app, name="db")
+config_app = typer.Typer(
+    help="Every campaign setting, its default and what it does.", no_args_is_help=True
+)
+app.add_typer(config_app, name="config")
 
 
 @app.callback()
@@ -158,6 +162,30 @@ def db_current() -> None:
     from store.schema import current_revision
 
     print(current_revision() or "none")
+
+
+@config_app.command("reference")
+def config_reference(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+) -> None:
+    """Print the settings reference as Markdown (docs/configuration.md is its output)."""
+    from orchestrator.config_reference import reference_markdown
+
+    text = reference_markdown()
+    if output is None:
+        print(text, end="")
+    else:
+        output.write_text(text)
+
+
+@config_app.command("example")
+def config_example() -> None:
+    """Print a campaign file with every setting at its default, each described."""
+    from orchestrator.config_reference import example_yaml
+
+    print(example_yaml(), end="")
 
 
 @app.command()
