@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,cpu,cluster]"
 	@# PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break imports
-	@# beside the CPU torch wheel (docs: environment.md); none is needed.
+	@# beside the CPU torch wheel; none is needed.
 	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $(STAMP)
 

@@ -83,10 +83,11 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve the REST API and the dashboard (http://HOST:PORT/). Campaigns launched here
-    run as detached drivers on the Ray cluster: restarting the server neither stops nor
-    repeats them. With $CUTLOOP_API_TOKEN set, every mutating route needs it as a bearer
-    token; a non-loopback address is refused without one."""
+    """Serve the REST API and the dashboard (http://HOST:PORT/).
+
+    Campaigns launched here run as detached drivers on the Ray cluster: restarting the
+    server neither stops nor repeats them. With $CUTLOOP_API_TOKEN set, every mutating
+    route needs it as a bearer token; a non-loopback address is refused without one."""
     import uvicorn
 
     from api.app import create_app

@@ -44,8 +44,14 @@ class CUTConfig(BaseModel):
         "(rejection-sampling fine-tuning); dpo: pairs of a positive and a negative answer "
         "to one instruction, the starting weights as reference",
     )
-    lam: float = Field(1.1, alias="lambda", gt=0, description="flag t when p_al/p_mis > lambda")
-    alpha: float = Field(1.0, ge=0, description="weight of the unlikelihood term")
+    lam: float = Field(
+        1.1, alias="lambda", gt=0, description="flag an answer token when p_al/p_mis exceeds "
+        "it (the paper: 1.1 online, 1.2 offline); higher flags fewer tokens",
+    )  # fmt: skip
+    alpha: float = Field(
+        1.0, ge=0, description="weight of the unlikelihood term (0.5 offline); 0 keeps only "
+        "the MLE terms",
+    )  # fmt: skip
     gamma: float | None = Field(
         None, gt=0, description="paper-only dynamic weight p_al^gamma on flagged tokens; None=off"
     )
@@ -72,17 +78,26 @@ class CUTConfig(BaseModel):
     )
 
     # --- examples ------------------------------------------------------------------
-    template: TemplateName = Field("auto", description="auto: chat if the tokenizer has one")
-    max_length: int = Field(2048, ge=8, description="tokens per row; prompts cut from the left")
+    template: TemplateName = Field(
+        "auto", description="prompt format: auto is chat when the tokenizer has a chat "
+        "template, else alpaca; keep it as generator.template",
+    )  # fmt: skip
+    max_length: int = Field(
+        2048, ge=8, description="tokens per row; longer prompts lose tokens from the left, "
+        "answers are never cut",
+    )  # fmt: skip
     align_p_ratio: float | None = Field(
         0.25, ge=0, description="keep int(ratio * n_negative) positives; None keeps all"
     )
 
     # --- parameters trained --------------------------------------------------------
-    finetuning: Finetuning = "lora"
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: int = Field(16, ge=1)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    finetuning: Finetuning = Field(
+        "lora", description="lora: low-rank adapters, merged into each checkpoint; full: "
+        "every weight (several times the memory)",
+    )  # fmt: skip
+    lora_r: int = Field(16, ge=1, description="LoRA rank: more trains more parameters")
+    lora_alpha: int = Field(16, ge=1, description="LoRA scale: the update is times alpha / r")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA input")
     lora_target_modules: tuple[str, ...] | None = Field(
         None,
         description="the layers LoRA adapts, by name (a name matches every layer whose path "
@@ -91,10 +106,15 @@ class CUTConfig(BaseModel):
     )
 
     # --- optimisation --------------------------------------------------------------
-    learning_rate: float = Field(4e-4, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    warmup_fraction: float = Field(0.0, ge=0, lt=1, description="of the optimizer steps")
-    epochs: int = Field(1, ge=1)
+    learning_rate: float = Field(
+        4e-4, gt=0, description="peak AdamW learning rate, cosine schedule (the paper's for "
+        "LoRA; lower it for full fine-tuning)",
+    )  # fmt: skip
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    warmup_fraction: float = Field(
+        0.0, ge=0, lt=1, description="share of the optimizer steps warming the learning rate up"
+    )
+    epochs: int = Field(1, ge=1, description="passes over a round's (or a file's) examples")
     max_steps: int | None = Field(
         None, ge=1, description="stop after this many optimizer steps (None: all epochs)"
     )
@@ -106,20 +126,31 @@ class CUTConfig(BaseModel):
         description="tokens run per forward pass (rows x longest packed pair, padding "
         "included): bounds activation memory; a pair is never split, so one must fit",
     )
-    max_grad_norm: float | None = Field(1.0, gt=0, description="None: no clipping")
-    seed: int = 42
+    max_grad_norm: float | None = Field(
+        1.0, gt=0, description="clip the gradient's norm to this; null: no clipping"
+    )
+    seed: int = Field(
+        42, description="example order, down-sampling of positives and dropout; a campaign "
+        "sets it from its own seed unless given",
+    )  # fmt: skip
 
     # --- execution -----------------------------------------------------------------
     precision: Precision = Field(
-        "auto", description="auto: bf16 autocast where bf16 matmuls are faster than fp32"
-    )
+        "auto", description="auto: bf16 autocast where bf16 matmuls are faster than fp32; "
+        "set fp32 or bf16 for results that repeat across machines",
+    )  # fmt: skip
     gradient_checkpointing: bool = Field(
-        False, description="recompute each layer in backward: ~1/30 of the activations kept"
-    )
-    logit_chunk_size: int = Field(256, ge=1, description="positions per output-layer chunk")
+        False, description="recompute each layer in backward: ~1/10 of the activation "
+        "memory for 10-40% more step time; turn it on when training memory is tight",
+    )  # fmt: skip
+    logit_chunk_size: int = Field(
+        256, ge=1, description="answer positions whose logits are formed at once; lower it "
+        "to save memory with a large vocabulary",
+    )  # fmt: skip
     save_state_every: int | None = Field(
-        None, ge=1, description="optimizer steps between resumable training states"
-    )
+        None, ge=1, description="optimizer steps between resumable training states; set it "
+        "for long rounds, so that a crash resumes mid-round",
+    )  # fmt: skip
 
     @property
     def loss_weights(self) -> LossWeights:

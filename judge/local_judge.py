@@ -28,11 +28,16 @@ VERDICT = re.compile(r"^(?P<text>.*?)[\s:]*\b(?P<verdict>Yes|No)\.?\s*$", re.DOT
 class LocalJudgeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(description="HF model directory or id")
-    name: str = "local"
-    template: str = Field(LOCAL_JUDGE_TEMPLATE, description="{instruction}, {response}")
-    max_new_tokens: int = Field(256, ge=1)
-    batch_size: int = Field(8, ge=1)
+    model: str = Field(
+        description="HF model directory or id", examples=["Qwen/Qwen2.5-7B-Instruct"]
+    )
+    name: str = Field("local", description="judge name stored with each judgment")
+    template: str = Field(
+        LOCAL_JUDGE_TEMPLATE, description="the prompt, with {instruction} and {response}; "
+        "it must ask for a final Yes./No. line",
+    )  # fmt: skip
+    max_new_tokens: int = Field(256, ge=1, description="longest judgment in tokens")
+    batch_size: int = Field(8, ge=1, description="answers judged per forward pass")
 
 
 @dataclass(frozen=True)

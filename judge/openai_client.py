@@ -24,11 +24,24 @@ class EndpointConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    base_url: str | None = Field(None, description="None: OpenAI; else e.g. a vLLM server /v1")
-    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable with the key")
-    timeout_s: float = Field(60.0, gt=0, description="per attempt")
-    max_retries: int = Field(5, ge=0, description="retries of 429/5xx/timeouts/connection errors")
-    concurrency: int = Field(32, ge=1, description="calls in flight at once")
+    base_url: str | None = Field(
+        None, description="null: OpenAI; else any OpenAI-compatible server, e.g. vLLM's "
+        "http://HOST:8000/v1",
+    )  # fmt: skip
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="the environment variable holding the key (the key "
+        "itself is never stored)",
+    )  # fmt: skip
+    timeout_s: float = Field(
+        60.0, gt=0, description="seconds one attempt may take; raise it for slow servers"
+    )
+    max_retries: int = Field(
+        5, ge=0, description="retries after a 429, 5xx, timeout or connection error, with "
+        "exponential backoff",
+    )  # fmt: skip
+    concurrency: int = Field(
+        32, ge=1, description="calls in flight at once; lower it when the endpoint answers 429"
+    )
     max_calls: int | None = Field(
         None, ge=0, description="budget: calls over the campaign's life, restarts included"
     )
@@ -41,9 +54,11 @@ class EndpointConfig(BaseModel):
 class ChatConfig(EndpointConfig):
     """An endpoint and the decoding of every call to it."""
 
-    model: str = Field("gpt-4", description="model name the endpoint serves")
-    temperature: float = Field(0.0, ge=0, le=2)
-    max_tokens: int = Field(512, ge=1, description="per reply")
+    model: str = Field(
+        "gpt-4", description="the model the endpoint serves (a vLLM server: the name it serves)"
+    )
+    temperature: float = Field(0.0, ge=0, le=2, description="0: the most likely reply")
+    max_tokens: int = Field(512, ge=1, description="longest reply in tokens")
 
 
 @dataclass(frozen=True)

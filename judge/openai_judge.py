@@ -35,10 +35,13 @@ SYSTEM_PROMPT = PAPER_SYSTEM_PROMPT + QUOTE_REQUEST
 class OpenAIJudgeConfig(ChatConfig):
     name: str = Field("openai", description="judge name stored with each judgment")
     system_prompt: str = Field(
-        SYSTEM_PROMPT, description="the paper's prompt (PAPER_SYSTEM_PROMPT) and a request "
-        "to quote the faulty text",
+        SYSTEM_PROMPT, description="the system message: the paper's prompt "
+        "(judge.openai_judge.PAPER_SYSTEM_PROMPT) and a request to quote the faulty text, "
+        "whose quotes become spans; a judgment starting with 'perfect' is positive",
     )  # fmt: skip
-    user_template: str = Field(PAPER_USER_TEMPLATE, description="{instruction}, {response}")
+    user_template: str = Field(
+        PAPER_USER_TEMPLATE, description="the user message, with {instruction} and {response}"
+    )
 
 
 class OpenAIJudge:

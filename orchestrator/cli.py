@@ -14,19 +14,34 @@ from rich.markup import escape
 
 from orchestrator.progress import stderr_console
 
+# Help text is Markdown, so a docstring's hard-wrapped lines flow into one paragraph at
+# any terminal width (typer's "rich" mode keeps them, breaking sentences mid-way).
+HELP_MARKUP = "markdown"
 app = typer.Typer(
     help="Align language models with judgments (Contrastive Unlikelihood Training).",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=HELP_MARKUP,
 )
-models_app = typer.Typer(help="Models cutloop can fetch without a model hub.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Models cutloop can fetch without a model hub.",
+    no_args_is_help=True,
+    rich_markup_mode=HELP_MARKUP,
+)
 app.add_typer(models_app, name="models")
 db_app = typer.Typer(
     help="The store's schema (Alembic). Database: $CUTLOOP_DATABASE_URL, default SQLite "
     "under $CUTLOOP_HOME.",
     no_args_is_help=True,
+    rich_markup_mode=HELP_MARKUP,
 )
 app.add_typer(db_app, name="db")
+config_app = typer.Typer(
+    help="Every campaign setting, its default and what it does.",
+    no_args_is_help=True,
+    rich_markup_mode=HELP_MARKUP,
+)
+app.add_typer(config_app, name="config")
 
 
 @app.callback()
@@ -160,13 +175,39 @@ def db_current() -> None:
     print(current_revision() or "none")
 
 
+@config_app.command("reference")
+def config_reference(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+) -> None:
+    """Print the settings reference as Markdown (docs/configuration.md is its output)."""
+    from orchestrator.config_reference import reference_markdown
+
+    text = reference_markdown()
+    if output is None:
+        print(text, end="")
+    else:
+        output.write_text(text)
+
+
+@config_app.command("example")
+def config_example() -> None:
+    """Print a campaign file with every setting at its default, each described."""
+    from orchestrator.config_reference import example_yaml
+
+    print(example_yaml(), end="")
+
+
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="Campaign YAML, e.g. campaigns/demo-cpu.yaml.")],
 ) -> None:
-    """Run a campaign to its end: generate → judge → train → swap → evaluate, round after
-    round, resuming from the store. Ctrl-C pauses after the current batch; run again to go
-    on. Database: $CUTLOOP_DATABASE_URL, default SQLite under $CUTLOOP_HOME."""
+    """Run a campaign to its end, resuming from the store.
+
+    Generate → judge → train → swap → evaluate, round after round. Ctrl-C pauses after
+    the current batch; run again to go on. Database: $CUTLOOP_DATABASE_URL, default
+    SQLite under $CUTLOOP_HOME."""
     from orchestrator.campaign_run import run_campaign
 
     campaign = _reviewed(config).config
@@ -181,10 +222,12 @@ def run(
 def validate(
     config: Annotated[Path, typer.Argument(help="Campaign YAML, e.g. campaigns/demo-cpu.yaml.")],
 ) -> None:
-    """Check a campaign file and every file it names (instructions, eval set, model),
-    whether its judge and annotator can judge its instructions, and the trainer's memory
-    budget, without starting Ray; print what would run. Exit 2 with a line per problem.
-    `cutloop run` and POST /campaigns make the same checks."""
+    """Check a campaign file without running it, and print what would run.
+
+    Checks every file it names (instructions, eval set, model), whether its judge and
+    annotator can judge its instructions, and the trainer's memory budget, without
+    starting Ray. Exit 2 with a line per problem. `cutloop run` and POST /campaigns make
+    the same checks."""
     for line in _reviewed(config).plan:
         print(line)
 
@@ -228,10 +271,12 @@ def evaluate(
     backend: Annotated[str, typer.Option(help="Generator backend: auto, vllm or hf.")] = "auto",
     name: Annotated[str | None, typer.Option(help="Campaign name (default: derived).")] = None,
 ) -> None:
-    """Evaluate a checkpoint the way campaign rounds are evaluated, e.g. a campaign's
-    checkpoint against AlpacaEval. Stored as an evaluation-only campaign: `cutloop status`
-    shows it, `cutloop export NAME --round 0` writes its outputs, and the same command
-    again resumes it without paying for any annotation twice."""
+    """Evaluate a checkpoint the way campaign rounds are evaluated.
+
+    E.g. a campaign's checkpoint against AlpacaEval. Stored as an evaluation-only
+    campaign: `cutloop status` shows it, `cutloop export NAME --round 0` writes its
+    outputs, and the same command again resumes it without paying for any annotation
+    twice."""
     from cut.datafile import DataFileError
     from orchestrator.campaign_run import run_campaign
     from orchestrator.config import describe_errors
@@ -262,8 +307,9 @@ def export(
         Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
     ] = None,
 ) -> None:
-    """Write a round's eval answers as AlpacaEval's model_outputs.json, e.g. for
-    `alpaca_eval --model_outputs FILE`."""
+    """Write a round's eval answers as AlpacaEval's model_outputs.json.
+
+    E.g. for `alpaca_eval --model_outputs FILE`."""
     import json
 
     from orchestrator.exports import model_outputs
@@ -291,8 +337,9 @@ def export(
 def status(
     name: Annotated[str | None, typer.Argument(help="One campaign (default: all).")] = None,
 ) -> None:
-    """List campaigns and their rounds from the store; with NAME, also the full error of
-    each failed round."""
+    """List campaigns and their rounds from the store.
+
+    With NAME, also the full error of each failed round."""
     from orchestrator.campaign_run import show_status
     from orchestrator.progress import stdout_console
 

@@ -25,9 +25,18 @@ class _Strict(BaseModel):
 
 
 class GeneratorSettings(EngineSettings):
-    replicas: int = Field(1, ge=1, description="data-parallel engines")
-    memory_gb: float = Field(4.0, gt=0, description="RAM one replica may use (declared to Ray)")
-    sampling: SamplingConfig = SamplingConfig()
+    replicas: int = Field(
+        1, ge=1, description="data-parallel engines: one per GPU on GPUs; on a CPU they split "
+        "the cores, so one is fastest there",
+    )  # fmt: skip
+    memory_gb: float = Field(
+        4.0, gt=0, description="RAM one replica may use, declared to Ray so that it is placed "
+        "where it fits; raise it for larger models or a larger kv_cache_gib",
+    )  # fmt: skip
+    sampling: SamplingConfig = Field(
+        SamplingConfig(), description="how the generate stage samples answers (evaluation "
+        "decodes greedily)",
+    )  # fmt: skip
 
 
 class TrainerSettings(_Strict):
@@ -58,15 +67,24 @@ class CheckpointSettings(_Strict):
 
 
 class RulesJudgeSettings(_Strict):
-    kind: Literal["rules"] = "rules"
+    kind: Literal["rules"] = Field(
+        "rules", description="code checks each constraint of a verifiable instruction (the "
+        "builtin set); free, instant, no network; judges no other instructions",
+    )  # fmt: skip
 
 
 class OpenAIJudgeSettings(OpenAIJudgeConfig):
-    kind: Literal["openai"] = "openai"
+    kind: Literal["openai"] = Field(
+        "openai", description="GPT-4 (the paper's judge) or any OpenAI-compatible endpoint, "
+        "e.g. a vLLM server; judges any instruction",
+    )  # fmt: skip
 
 
 class LocalJudgeSettings(LocalJudgeConfig):
-    kind: Literal["local"] = "local"
+    kind: Literal["local"] = Field(
+        "local", description="a causal LM loaded in the judge worker writes each judgment "
+        "and a Yes/No verdict; judges any instruction",
+    )  # fmt: skip
 
 
 JudgeSettings = Annotated[
@@ -75,22 +93,31 @@ JudgeSettings = Annotated[
 
 
 class FileInstructions(_Strict):
-    kind: Literal["file"] = "file"
-    path: Path = Field(description="JSON list or JSONL of objects with an 'instruction' field")
+    kind: Literal["file"] = Field("file", description="your own instructions, from a file")
+    path: Path = Field(
+        description="JSON list or JSONL of objects with an 'instruction' field",
+        examples=["data/instructions.jsonl"],
+    )
 
 
 class HFInstructions(_Strict):
-    kind: Literal["hf"] = "hf"
-    dataset: str = Field(description="Hugging Face dataset id (needs network)")
-    split: str = "train"
-    field: str = "instruction"
+    kind: Literal["hf"] = Field("hf", description="a dataset on the Hugging Face hub")
+    dataset: str = Field(
+        description="Hugging Face dataset id (needs network)", examples=["tatsu-lab/alpaca"]
+    )
+    split: str = Field("train", description="the dataset split to read")
+    field: str = Field("instruction", description="the column holding the instruction")
     input_field: str | None = Field(
         None, description="appended to the instruction after a blank line when non-empty"
     )
 
 
 class BuiltinInstructions(_Strict):
-    kind: Literal["builtin"] = "builtin"  # the verifiable set of judge.instructions
+    kind: Literal["builtin"] = Field(
+        "builtin", description="600 verifiable instructions (judge/instructions.py) whose "
+        "constraints the rules judge checks, disjoint from the 200 held-out ones of the "
+        "builtin eval set",
+    )  # fmt: skip
 
 
 InstructionSource = Annotated[
@@ -99,7 +126,11 @@ InstructionSource = Annotated[
 
 
 class EvaluationSettings(_Strict):
-    eval_set: Literal["builtin_held_out", "file"] = "builtin_held_out"
+    eval_set: Literal["builtin_held_out", "file"] = Field(
+        "builtin_held_out", description="builtin_held_out: 200 verifiable instructions no "
+        "round trains on, round 0's answers the reference; file: an AlpacaEval-format file "
+        "at `path` (e.g. AlpacaEval's 805)",
+    )  # fmt: skip
     path: Path | None = Field(
         None, description="eval_set=file: AlpacaEval's JSON (instruction, output = reference)"
     )
@@ -114,8 +145,13 @@ class EvaluationSettings(_Strict):
     length_control: Literal["auto", "length_controlled_v1", "length_controlled_minimal"] = Field(
         "auto", description="auto: v1 (the leaderboard's) on AlpacaEval's 805, else minimal"
     )
-    max_instructions: int | None = Field(None, ge=1, description="evaluate on the first N")
-    max_new_tokens: int = Field(256, ge=1)
+    max_instructions: int | None = Field(
+        None, ge=1, description="evaluate on the first N only (cheaper, noisier)"
+    )
+    max_new_tokens: int = Field(
+        256, ge=1, description="longest eval answer in tokens (the share cut off is "
+        "reported); raise it, e.g. to 1024, for AlpacaEval",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _known_annotator(self) -> Self:
@@ -125,39 +161,72 @@ class EvaluationSettings(_Strict):
 
 
 class CampaignConfig(_Strict):
-    name: str = Field(min_length=1, max_length=200)
-    policy: str = Field("smollm2", description="bundled name, HF directory or HF id")
-    rounds: int = Field(3, ge=0, description="0: only evaluate the policy (round 0)")
-    prompts_per_round: int = Field(64, ge=1, description="unused instructions taken per round")
+    name: str = Field(
+        min_length=1, max_length=200, examples=["my-campaign"],
+        description="the campaign in the store, the API and $CUTLOOP_HOME/campaigns/NAME; "
+        "any change of settings but `rounds` needs a new name",
+    )  # fmt: skip
+    policy: str = Field(
+        "smollm2", description="the starting model: a bundled name (smollm2), a local HF "
+        "directory or a hub id",
+    )  # fmt: skip
+    rounds: int = Field(
+        3, ge=0, description="rounds of generate, judge, train, swap, evaluate; 0: only "
+        "evaluate the policy (round 0); raise it to extend a finished campaign",
+    )  # fmt: skip
+    prompts_per_round: int = Field(
+        64, ge=1, description="unused instructions taken per round (the demo: 24 on a CPU; "
+        "the paper: 1,000)",
+    )  # fmt: skip
     commit_every: int = Field(
-        64, ge=1, description="generations, judgments or eval items per store commit"
-    )
+        64, ge=1, description="generations, judgments or eval items per store commit; lower "
+        "it to see progress sooner, raise it for fewer writes",
+    )  # fmt: skip
     method: Method = Field(
         "cut", description="the training objective: cut, sft (positives only) or dpo (pairs)"
     )
-    selection: SelectionSettings = SelectionSettings()
+    selection: SelectionSettings = Field(
+        SelectionSettings(), description="which judged answers a round trains on (docs/cut.md)"
+    )
     fresh_each_round: bool = Field(
         False,
         description="train each round from the round-0 policy on every answer collected so "
         "far, instead of continuing from the previous round's checkpoint on its own answers",
     )
     max_failed_judgments: float = Field(
-        0.2, ge=0, le=1, description="fraction of a round's answers left unjudged before it fails"
+        0.2, ge=0, le=1, description="fraction of a round's answers left unjudged before it "
+        "fails; raise it for a flaky judge",
+    )  # fmt: skip
+    instructions: InstructionSource = Field(
+        BuiltinInstructions(), description="where each round's instructions come from"
     )
-    instructions: InstructionSource = BuiltinInstructions()
-    generator: GeneratorSettings = GeneratorSettings()
-    judge: JudgeSettings = RulesJudgeSettings()
-    cut: CUTConfig = CUTConfig()
-    trainer: TrainerSettings = TrainerSettings()
-    placement: PlacementSettings = PlacementSettings()
-    checkpoints: CheckpointSettings = CheckpointSettings()
-    evaluation: EvaluationSettings = EvaluationSettings()
+    generator: GeneratorSettings = Field(
+        GeneratorSettings(), description="the engines that answer instructions"
+    )
+    judge: JudgeSettings = Field(RulesJudgeSettings(), description="who judges the answers")
+    cut: CUTConfig = Field(
+        CUTConfig(), description="the training settings (docs/cut.md); a file of these alone "
+        "is what `cutloop train --config` takes",
+    )  # fmt: skip
+    trainer: TrainerSettings = Field(TrainerSettings(), description="the trainer's resources")
+    placement: PlacementSettings = Field(
+        PlacementSettings(), description="where the actors run on GPUs (docs/scaling.md)"
+    )
+    checkpoints: CheckpointSettings = Field(
+        CheckpointSettings(), description="which merged checkpoints stay on disk"
+    )
+    evaluation: EvaluationSettings = Field(
+        EvaluationSettings(), description="how every round, round 0 included, is scored"
+    )
     seed: int = Field(
         42,
         description="the campaign's seed: generator.sampling.seed and cut.seed take it "
         "unless they are set (null sampling seed: unseeded sampling)",
     )
-    ray_address: str | None = Field(None, description="None: a local Ray started on demand")
+    ray_address: str | None = Field(
+        None, description="a Ray cluster to join (HOST:6379); None: $RAY_ADDRESS, else a "
+        "local Ray started on demand",
+    )  # fmt: skip
 
     @model_validator(mode="before")
     @classmethod

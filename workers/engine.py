@@ -13,10 +13,21 @@ from pydantic import BaseModel, ConfigDict, Field
 class SamplingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    temperature: float = Field(0.7, ge=0, description="0 = greedy")
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_new_tokens: int = Field(256, ge=1)
-    n: int = Field(1, ge=1, description="samples per prompt")
+    temperature: float = Field(
+        0.7, ge=0, description="0: greedy; higher: more varied samples of one instruction"
+    )
+    top_p: float = Field(
+        1.0, gt=0, le=1, description="sample from the most likely tokens whose probabilities "
+        "sum to top_p (1: all)",
+    )  # fmt: skip
+    max_new_tokens: int = Field(
+        256, ge=1, description="longest answer in tokens; answers cut off here are not "
+        "trained on unless selection.train_on_truncated",
+    )  # fmt: skip
+    n: int = Field(
+        1, ge=1, description="samples per prompt; several give contrasting answers to one "
+        "instruction (see selection.disagreeing_only)",
+    )  # fmt: skip
     seed: int | None = Field(None, description="per-request seed for reproducible sampling")
 
 
@@ -25,14 +36,28 @@ class EngineSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: Literal["auto", "vllm", "hf"] = Field("auto", description="auto: vLLM if installed")
+    backend: Literal["auto", "vllm", "hf"] = Field(
+        "auto", description="auto: vLLM when installed, else transformers (hf, for tiny models)"
+    )
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="auto: vLLM on a CPU: bf16 where bf16 is fast, else fp32; HF: fp32"
     )
-    template: Literal["auto", "alpaca", "chat"] = Field("auto", description="prompt context")
-    max_model_len: int = Field(2048, ge=16)
-    kv_cache_gib: int = Field(2, ge=1, description="vLLM CPU KV cache (VLLM_CPU_KVCACHE_SPACE)")
-    max_lora_rank: int | None = Field(None, ge=1, description="serve LoRA adapters up to this rank")
+    template: Literal["auto", "alpaca", "chat"] = Field(
+        "auto", description="prompt context: auto is chat when the tokenizer has a chat "
+        "template, else alpaca; keep it as cut.template",
+    )  # fmt: skip
+    max_model_len: int = Field(
+        2048, ge=16, description="tokens of prompt and answer the engine serves; more costs "
+        "KV-cache memory",
+    )  # fmt: skip
+    kv_cache_gib: int = Field(
+        2, ge=1, description="vLLM on a CPU: the KV cache in GiB (VLLM_CPU_KVCACHE_SPACE), "
+        "inside generator.memory_gb; the demo uses 1",
+    )  # fmt: skip
+    max_lora_rank: int | None = Field(
+        None, ge=1, description="vLLM: serve LoRA adapter directories up to this rank on top "
+        "of the base weights; null: merged weights only",
+    )  # fmt: skip
     gpu_memory_utilization: float | None = Field(
         None,
         gt=0,
@@ -42,7 +67,10 @@ class EngineSettings(BaseModel):
     enforce_eager: bool | None = Field(
         None, description="None: eager on a CPU (fast start), CUDA graphs on a GPU"
     )
-    sleep_mode: bool = Field(False, description="vLLM sleep/wake (GPU): set by colocation")
+    sleep_mode: bool = Field(
+        False, description="vLLM sleep/wake on a GPU, freeing it while the trainer runs; "
+        "placement.colocate sets it",
+    )  # fmt: skip
 
 
 def served_dtype(dtype: str) -> str:

@@ -31,9 +31,9 @@ from tests.deploy.compose import (
 )
 
 IMAGE_NEEDS = [
-    "pyproject.toml", "README.md", "docker/requirements.py", "docker/start-orchestrator.sh",
-    "campaigns/demo-cpu.yaml", "campaigns/paper-gpu.yaml", "migrations/env.py",
-    "api/dashboard/index.html",
+    "pyproject.toml", "README.md", "LICENSE", "docker/requirements.py",
+    "docker/start-orchestrator.sh", "campaigns/demo-cpu.yaml", "campaigns/paper-gpu.yaml",
+    "migrations/env.py", "api/dashboard/index.html",
 ]  # fmt: skip
 IMAGE_SKIPS = [".venv/bin/python", ".git/HEAD", "tests/conftest.py", ".env"]
 
