@@ -41,13 +41,14 @@ class Review:
     plan: list[str] = field(default_factory=list)
 
 
-def review_campaign(config: CampaignConfig) -> Review:
+def review_campaign(config: CampaignConfig, home: Path | None = None) -> Review:
+    """`home`: where the campaign will run (its bundled models); default $CUTLOOP_HOME."""
     review = Review(config)
     _instructions(config, review)
     _eval_set(config, review)
     if not review.problems:  # the files read: can the judge and annotator judge them?
         review.problems += map(Problem.parse, judging_problems(config))
-    policy = _policy(config, review)
+    policy = _policy(config, review, home)
     if policy is not None:
         _training_memory(config, policy, review)
     review.plan += [f"{setting}: {gb:g} GB" for setting, gb in memory_requests(config).items()]
@@ -79,12 +80,12 @@ def _eval_set(config: CampaignConfig, review: Review) -> None:
     )
 
 
-def _policy(config: CampaignConfig, review: Review) -> Path | None:
+def _policy(config: CampaignConfig, review: Review, home: Path | None) -> Path | None:
     """The policy's directory when it is on this machine (a bundled model not yet fetched
     is fetched at start, a hub id is downloaded then)."""
     name = config.policy
     if name in BUNDLED_MODELS:
-        directory = bundled_directory(name)
+        directory = bundled_directory(name, home)
         if directory is None:
             review.plan.append(f"policy: bundled {name}, fetched when the campaign starts")
         return directory

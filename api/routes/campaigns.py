@@ -5,6 +5,7 @@ its driver on the Ray cluster when there is room, and `cutloop status` sees the 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
@@ -100,7 +101,7 @@ async def create(request: Request, response: Response, state: State) -> Campaign
     check a file (its files and model, whether its judge and annotator can judge its
     instructions, its memory budget). It does not run until launched."""
     config = parse_config(await request.body(), request.headers.get("content-type", ""))
-    review = await run_in_threadpool(review_campaign, config)
+    review = await run_in_threadpool(review_campaign, config, Path(state.settings.home))
     if review.problems:
         raise HTTPException(
             422,
