@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench clean debian-tools
+.PHONY: demo check test bench clean debian-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +27,21 @@ debian-tools:
 	@missing=$$(for tool in $(DEBIAN_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done); \
 	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && { apt-get install -y -q $$missing \
 		|| { apt-get update -q && apt-get install -y -q $$missing; }; }; } \
-		|| { echo "make test needs: sudo apt-get install" $$missing >&2; exit 1; }
+		|| { echo "the tests need: sudo apt-get install" $$missing >&2; exit 1; }
 
+# For every edit: the linters and the unit tier (tests that need no Ray, PostgreSQL,
+# SmolLM2, browser or program of their own; the store on SQLite), in about two minutes.
+# docker-compose (debian-tools) validates the compose file.
+check: $(STAMP) debian-tools
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest --unit
+
+# The whole suite, every tier: what CI runs. PYTEST_ARGS adds options (.ci/run: timings).
 test: $(STAMP) debian-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_step.py

@@ -1,85 +1,93 @@
-"""Shared fixtures: tiny random models (Llama, and Qwen2 and GPT-2 for other
-architectures) and a character tokenizer built in-process (no files, no hub), and the
-bundled SmolLM2 fetched on demand for integration tests."""
+"""Shared fixtures (tiny random models and a character tokenizer, the bundled SmolLM2, a
+session's Ray, stores, programs' environments) and the suite's tiers: a test's tier
+markers follow from the fixtures it uses, so a new test lands in its tier unasked. A test
+with none is a unit test: `make check` runs those (and the store on SQLite)."""
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import (
-    GPT2Config,
-    GPT2LMHeadModel,
-    LlamaConfig,
-    LlamaForCausalLM,
-    PreTrainedModel,
-    PreTrainedTokenizerFast,
-    Qwen2Config,
-    Qwen2ForCausalLM,
-)
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+
+from tests.tiny_models import char_tokenizer, tiny_llama
 
 pytest_plugins = ["tests.db_fixtures"]
 
-CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
-def char_tokenizer(chat: bool = False) -> PreTrainedTokenizerFast:
-    """One token per printable ASCII character (ids 0..94) plus special tokens."""
-    vocab = {chr(code): code - 32 for code in range(32, 127)}
-    vocab["\n"] = len(vocab)
-    for special in ("<s>", "</s>", "<unk>", "<|im_start|>", "<|im_end|>"):
-        vocab[special] = len(vocab)
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Split("", "isolated")
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
-    )
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
-    if chat:
-        tokenizer.chat_template = CHATML
-    return tokenizer
-
-
-# Llama and Qwen2 take the same shape settings
-LLAMA_SHAPE = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-               "num_attention_heads": 4, "num_key_value_heads": 2,
-               "max_position_embeddings": 512}  # fmt: skip
-
-
-def tiny_llama(vocab_size: int, seed: int = 0, **overrides) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(LlamaConfig(vocab_size=vocab_size, **{**LLAMA_SHAPE, **overrides}))
-
-
-def tiny_qwen2(vocab_size: int, seed: int = 0) -> Qwen2ForCausalLM:
-    """Llama's layer names, with biased q/k/v projections."""
-    torch.manual_seed(seed)
-    return Qwen2ForCausalLM(Qwen2Config(vocab_size=vocab_size, **LLAMA_SHAPE))
-
-
-def tiny_gpt2(vocab_size: int, seed: int = 0) -> GPT2LMHeadModel:
-    """No Llama names: Conv1D layers (weights stored inputs-first) named c_attn, c_proj
-    and c_fc; learned positions. No BOS/EOS ids of its own (GPT-2's are outside a tiny
-    vocabulary): the tokenizer's EOS ends the answers."""
-    torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=vocab_size, n_embd=32, n_layer=2, n_head=4,
-                        n_positions=512, bos_token_id=None, eos_token_id=None)  # fmt: skip
-    return GPT2LMHeadModel(config)
-
-
-TINY_MODELS: dict[str, Callable[[int], PreTrainedModel]] = {
-    "llama": tiny_llama,
-    "qwen2": tiny_qwen2,
-    "gpt2": tiny_gpt2,
+# marker: what a test of that tier needs beyond the Python process; costliest first
+TIERS = {
+    "e2e": "runs the installed `cutloop` programs as users do, each with its own Ray",
+    "cluster": "starts Ray nodes of its own with the ray CLI",
+    "browser": "drives Chromium",
+    "model": "loads the bundled SmolLM2 (fetched once) or runs vLLM",
+    "postgres": "talks to the PostgreSQL server on 127.0.0.1:5432",
+    "ray": "runs on a Ray: the session's local one, or one its programs start",
 }
+# fixture: the tiers a test using it (directly or through another fixture) belongs to
+FIXTURE_TIERS = {
+    "postgres_server": {"postgres"},
+    "ray_local": {"ray"},
+    "smollm2_dir": {"model"},
+    "ray_nodes": {"cluster", "ray"},
+    "browser": {"browser"},
+    "cutloop_env": {"e2e", "ray"},
+    "compose_stack": {"e2e", "ray", "cluster"},
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--unit", action="store_true", help="only the unit tier: tests in no tier (SQLite's too)"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker, meaning in TIERS.items():
+        config.addinivalue_line("markers", f"{marker}: {meaning}")
+
+
+def tiers_of(item: pytest.Item) -> set[str]:
+    """From the fixtures' closure, and from a store parameter: the same test on SQLite is
+    in no tier of its own, on PostgreSQL in `postgres`."""
+    tiers = set()
+    for name in getattr(item, "fixturenames", ()):
+        tiers |= FIXTURE_TIERS.get(name, set())
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "postgresql" in callspec.params.values():
+        tiers.add("postgres")
+    return tiers
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unit, tiered = [], []
+    for item in items:
+        tiers = tiers_of(item)
+        for tier in sorted(tiers):
+            item.add_marker(tier)
+        (tiered if tiers else unit).append(item)
+    if config.getoption("--unit"):
+        config.hook.pytest_deselected(items=tiered)
+        items[:] = unit
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_ray(request, monkeypatch) -> None:
+    """A unit test that starts Ray fails at once, naming the fixture that would put it in
+    its tier (a fixture-less Ray would make `make check` slow without anyone noticing)."""
+    if any(request.node.get_closest_marker(tier) for tier in TIERS):
+        return
+    import ray
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a unit test started Ray: take the ray_local fixture (tier ray)")
+
+    monkeypatch.setattr(ray, "init", refuse)
 
 
 @pytest.fixture
@@ -151,6 +159,34 @@ def local_hub(tmp_path, monkeypatch):
     pd.DataFrame(rows).to_csv(repo / "snapshots" / commit / "df_gamed.csv", index=False)
     monkeypatch.setattr(alpaca_eval().constants, "DEFAULT_CACHE_DIR", str(hub))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+@pytest.fixture
+def ray_nodes():
+    """`ray_nodes([NodeSpec, ...])`: a context manager giving the address of a Ray cluster
+    of those nodes, started with the ray CLI and killed whole after."""
+    from tests.ray_cluster import ray_cluster
+
+    return ray_cluster
+
+
+@pytest.fixture
+def cutloop_env(tmp_path) -> Iterator[dict[str, str]]:
+    """The environment of the `cutloop` programs a test runs as users do: their own home
+    (and SQLite store) and their own short Ray temp dir (Ray's socket paths are limited),
+    private, so each Ray they start is found by no other and killed whole after the test."""
+    from tests.ray_cluster import kill_processes_of
+
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    env = {**os.environ, "CUTLOOP_HOME": str(tmp_path / "home"), "RAY_TMPDIR": ray_tmp,
+           "RAY_AUTH_MODE": "disabled"}  # fmt: skip
+    env.pop("RAY_ADDRESS", None)
+    env.pop("CUTLOOP_DATABASE_URL", None)
+    try:
+        yield env
+    finally:
+        kill_processes_of([ray_tmp])
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 @pytest.fixture

@@ -59,6 +59,12 @@ def postgres_database(request, template: str | None = None) -> Iterator[str]:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# A test whose behaviour does not depend on the store runs on SQLite alone: each store's
+# own behaviour (transactions, upserts, locking, commit points) is proven by the tests
+# that run on both, as `db_url` runs them by default.
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path) -> Iterator[str]:
     with fresh_database(request, request.param, tmp_path) as url:

@@ -5,27 +5,20 @@ uvicorn on a port."""
 from __future__ import annotations
 
 import shutil
-import socket
 import sqlite3
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.state import ApiSettings
 from orchestrator.campaign_run import run_campaign
 from store.models import CampaignStatus
+from tests.api.served import FINISHED
 from tests.db_fixtures import fresh_database, postgres_database
 from tests.orchestrator.campaigns import save_tiny_policy, tiny_campaign
-
-FINISHED = "finished"
 
 
 def _finished_campaign(request, kind: str, directory: Path) -> Iterator[str]:
@@ -53,9 +46,9 @@ def finished_postgresql(request, tmp_path_factory, ray_local) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def finished_store(request, tmp_path_factory) -> Iterator[ApiSettings]:
+def finished_store(request, tmp_path_factory, ray_local) -> Iterator[ApiSettings]:
     """A copy of the finished campaign's database, the module's own to change (the
-    campaign runs once per session)."""
+    campaign runs once per session, on `ray_local`: named here, it sets the tier)."""
     template = request.getfixturevalue(f"finished_{request.param}")
     directory = tmp_path_factory.mktemp(f"api-{request.param}")
     settings = ApiSettings(database_url="", home=str(directory / "home"), poll_s=0.2)
@@ -74,27 +67,6 @@ def finished_store(request, tmp_path_factory) -> Iterator[ApiSettings]:
 def client(finished_store) -> Iterator[TestClient]:
     with TestClient(create_app(finished_store)) as served:
         yield served
-
-
-@contextmanager
-def served_on_a_port(app: FastAPI, deadline_s: float = 30.0) -> Iterator[str]:
-    """`app` served by uvicorn on a free loopback port, as `cutloop serve` does."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + deadline_s
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, f"uvicorn did not start within {deadline_s} s"
-        time.sleep(0.05)  # polling a flag, under a deadline
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=deadline_s)
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ from orchestrator.launcher import find_driver
 from orchestrator.lifecycle import StateConflict
 from store.campaigns import campaign_by_name
 from store.models import Campaign, CampaignStatus, Round, utcnow
-from tests.api.test_launch import follow, round_holder, stored_counts, wait_until
+from tests.api.launched import follow, round_holder, stored_counts, wait_until
+from tests.db_fixtures import sqlite_only
 from tests.orchestrator.campaigns import tiny_campaign
 
 CUTLOOP = str(Path(sys.executable).with_name("cutloop"))
@@ -81,13 +82,14 @@ def test_what_a_starting_server_does_follows_the_store_and_the_cluster(store_env
     assert waiting.verdict == Verdict.WAIT and "trainer.memory_gb" in waiting.reason
 
 
+@sqlite_only  # a comparison of settings
 def test_another_campaign_under_the_name_is_refused(store_env, sessions, policy):
     store_campaign(sessions, tiny_campaign("taken", policy))
     with pytest.raises(StateConflict, match="'taken' is stored with other settings"):
         store_campaign(sessions, tiny_campaign("taken", policy, prompts_per_round=7))
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@sqlite_only
 def test_a_server_launches_its_campaign_and_resumes_it_when_its_driver_dies(
     launch_settings, policy, db_url
 ):
@@ -120,7 +122,7 @@ def _serve(config_file: Path, home: Path, db_url: str) -> subprocess.CompletedPr
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@sqlite_only
 def test_a_bad_campaign_file_or_a_taken_name_stops_the_server_with_one_line(
     store_env, sessions, policy, tmp_path, db_url
 ):

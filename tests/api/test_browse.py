@@ -19,7 +19,7 @@ from store.models import (
     TrainingRun,
     TrainingStep,
 )
-from tests.api.conftest import FINISHED
+from tests.api.served import FINISHED
 
 BASE = f"/api/v1/campaigns/{FINISHED}"
 

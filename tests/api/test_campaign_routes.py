@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.state import ApiSettings
+from tests.db_fixtures import sqlite_only
 
 ROOT = Path(__file__).parents[2]
 DEMO = ROOT / "campaigns" / "demo-cpu.yaml"
@@ -43,6 +44,7 @@ def test_a_campaign_is_created_from_yaml_or_json_and_not_run(client):
     assert client.get("/api/v1/campaigns/demo-cpu").json()["config"] == campaign["config"]
 
 
+@sqlite_only  # the route's checks
 def test_an_invalid_config_is_a_422_naming_the_field_and_value(client):
     response = client.post("/api/v1/campaigns", json={"name": "bad", "cut": {"lambda": -1}})
     assert response.status_code == 422
@@ -57,6 +59,7 @@ def test_an_invalid_config_is_a_422_naming_the_field_and_value(client):
     assert client.get("/api/v1/campaigns").json() == []
 
 
+@sqlite_only  # the route's checks
 def test_a_campaign_its_judge_cannot_judge_is_a_422_saying_what_to_change(client, tmp_path):
     plain = tmp_path / "plain.jsonl"
     plain.write_text('{"instruction": "Write a poem."}\n')
@@ -68,6 +71,7 @@ def test_a_campaign_its_judge_cannot_judge_is_a_422_saying_what_to_change(client
     assert client.get("/api/v1/campaigns").json() == []
 
 
+@sqlite_only  # the route's checks
 def test_pause_and_cancel_say_why_they_cannot_and_cancel_is_final(client):
     client.post("/api/v1/campaigns", content=DEMO.read_text(), headers=YAML)
     paused = client.post("/api/v1/campaigns/demo-cpu/pause")
@@ -80,6 +84,7 @@ def test_pause_and_cancel_say_why_they_cannot_and_cancel_is_final(client):
     assert client.post("/api/v1/campaigns/nope/pause").status_code == 404
 
 
+@sqlite_only  # the route's checks
 def test_a_campaign_larger_than_the_cluster_is_refused_at_launch(client):
     huge = {"name": "huge", "trainer": {"memory_gb": 100000}}
     assert client.post("/api/v1/campaigns", json=huge).status_code == 201
@@ -89,6 +94,7 @@ def test_a_campaign_larger_than_the_cluster_is_refused_at_launch(client):
     assert client.get("/api/v1/campaigns/huge").json()["status"] == "pending"
 
 
+@sqlite_only  # the route's checks
 def test_with_a_token_every_mutating_route_needs_it_and_reads_stay_open(settings, monkeypatch):
     monkeypatch.setenv("JUDGE_KEY", "sk-secret-value")
     guarded = settings.model_copy(update={"token": "s3cret"})

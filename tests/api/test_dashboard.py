@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from api.app import create_app
-from tests.api.conftest import FINISHED, served_on_a_port
+from tests.api.served import FINISHED, served_on_a_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TIMEOUT_MS = 30_000

@@ -4,81 +4,21 @@ their driver died, and queued while the cluster has no room."""
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Iterator
 from io import StringIO
 
-import pytest
 import ray
 from fastapi.testclient import TestClient
 from rich.console import Console
-from sqlalchemy import func, select
 
 from api.app import create_app
 from cut.memory import GB
 from orchestrator.campaign_run import run_campaign, show_status
 from orchestrator.driver import runner_is_gone
 from orchestrator.launcher import find_driver
-from store.engine import make_engine, session_factory
-from store.models import Generation, Round, Stage, TrainingRun
+from store.models import Stage
+from tests.api.launched import config_of, follow, round_holder, stored_counts, wait_until
+from tests.db_fixtures import sqlite_only
 from tests.orchestrator.campaigns import tiny_campaign
-
-DEADLINE_S = 300
-
-
-def config_of(name: str, policy, **changes) -> dict:
-    return tiny_campaign(name, policy, **changes).model_dump(mode="json", by_alias=True)
-
-
-def follow(client: TestClient, name: str) -> Iterator[tuple[str, dict]]:
-    """The campaign's events, as (event, data), until `end`."""
-    with client.stream("GET", f"/api/v1/campaigns/{name}/events", timeout=DEADLINE_S) as stream:
-        event = None
-        for line in stream.iter_lines():
-            if line.startswith("event: "):
-                event = line.removeprefix("event: ")
-            elif line.startswith("data: "):
-                yield event, json.loads(line.removeprefix("data: "))
-                if event == "end":
-                    return
-
-
-def wait_until(check, what: str, deadline_s: float = DEADLINE_S):
-    deadline = time.monotonic() + deadline_s
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"{what} not within {deadline_s} s"
-        time.sleep(0.2)  # polling the store or the cluster, under a deadline
-    return value
-
-
-def stored_counts(db_url: str) -> dict[int, tuple[int, int]]:
-    """Per round index: (generations, training runs)."""
-    engine = make_engine(db_url)
-    try:
-        with session_factory(engine)() as session:
-            rows = session.execute(
-                select(
-                    Round.index,
-                    func.count(Generation.id.distinct()),
-                    func.count(TrainingRun.id.distinct()),
-                )
-                .outerjoin(Generation, Generation.round_id == Round.id)
-                .outerjoin(TrainingRun, TrainingRun.round_id == Round.id)
-                .group_by(Round.index)
-            )
-            return {index: (g, t) for index, g, t in rows}
-    finally:
-        engine.dispose()
-
-
-def round_holder(db_url: str) -> str | None:
-    engine = make_engine(db_url)
-    try:
-        with session_factory(engine)() as session:
-            return session.scalar(select(Round.claimed_by).where(Round.claimed_by.is_not(None)))
-    finally:
-        engine.dispose()
 
 
 def test_a_launched_campaign_is_followed_to_its_end_through_the_event_stream(
@@ -110,7 +50,7 @@ def test_a_launched_campaign_is_followed_to_its_end_through_the_event_stream(
     assert "live — done" in shown.getvalue()
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@sqlite_only
 def test_a_server_restart_leaves_a_campaign_running_and_a_dead_driver_is_resumed(
     launch_settings, policy, db_url
 ):
@@ -139,7 +79,7 @@ def test_a_server_restart_leaves_a_campaign_running_and_a_dead_driver_is_resumed
     assert stored_counts(db_url) == {0: (0, 0), 1: (6, 1), 2: (6, 1)}
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@sqlite_only
 def test_a_campaign_without_room_beside_a_running_one_waits_in_the_queue(launch_settings, policy):
     room_gb = ray.cluster_resources()["memory"] / GB
     big = {"trainer": {"memory_gb": round(room_gb * 0.6, 1)}, "rounds": 0}
@@ -161,7 +101,7 @@ def test_a_campaign_without_room_beside_a_running_one_waits_in_the_queue(launch_
         assert second_began["started_at"] >= first_done_at  # held until the first ended
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@sqlite_only
 def test_a_launched_campaign_that_cannot_start_fails_with_the_reason(
     launch_settings, policy, tmp_path
 ):

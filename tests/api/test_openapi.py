@@ -13,7 +13,7 @@ from schemathesis.checks import positive_data_acceptance
 
 from api.app import create_app
 from api.state import ApiSettings
-from tests.api.conftest import served_on_a_port
+from tests.api.served import served_on_a_port
 
 # the schema is the app's, whatever store it serves (schemathesis's lazy `from_fixture`
 # fails on pytest 9: it reads a private attribute pytest removed)

@@ -5,12 +5,9 @@ line."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +18,6 @@ import psutil
 import pytest
 
 from orchestrator.ray_head import HEAD_RECORD, free_port
-from tests.ray_cluster import kill_processes_of
 
 ROOT = Path(__file__).resolve().parents[2]
 CUTLOOP = str(Path(sys.executable).with_name("cutloop"))
@@ -40,22 +36,6 @@ def test_the_app_imports_no_torch_transformers_or_vllm():
     )
     assert child.returncode == 0, child.stderr[-2000:]
     assert child.stdout.split() == [], f"importing api.app imported {child.stdout.strip()}"
-
-
-@pytest.fixture
-def serve_env(tmp_path) -> Iterator[dict[str, str]]:
-    """A server's environment: its own home (and SQLite store) and its own Ray temp dir,
-    short (Ray's socket paths are limited) and private, so the Ray it starts is found by
-    no one else and killed whole after the test."""
-    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-    env = {**os.environ, "CUTLOOP_HOME": str(tmp_path / "home"), "RAY_TMPDIR": ray_tmp}
-    env.pop("RAY_ADDRESS", None)
-    env.pop("CUTLOOP_DATABASE_URL", None)
-    try:
-        yield env
-    finally:
-        kill_processes_of([ray_tmp])
-        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 @pytest.fixture
@@ -118,23 +98,23 @@ def heads(env: dict[str, str]) -> list[psutil.Process]:
 
 
 def test_serve_starts_its_own_ray_beside_a_taken_6379_and_rejoins_it_after_a_restart(
-    serve_env, ray_default_port_taken, tmp_path
+    cutloop_env, ray_default_port_taken, tmp_path
 ):
     log = tmp_path / "serve.log"
-    with serving(serve_env, log) as (server, base):
+    with serving(cutloop_env, log) as (server, base):
         health = httpx.get(f"{base}/health").json()
         assert (health["status"], health["ray"]) == ("ok", "connected"), health
         assert httpx.get(f"{base}/api/v1/campaigns").json() == []
         loaded = {Path(m.path).name for m in server.memory_maps()}
         assert not any("torch" in name for name in loaded), sorted(loaded)
-    record = Path(serve_env["CUTLOOP_HOME"], HEAD_RECORD).read_text()
+    record = Path(cutloop_env["CUTLOOP_HOME"], HEAD_RECORD).read_text()
     assert not record.endswith(f":{RAY_DEFAULT_PORT}"), record
-    assert len(heads(serve_env)) == 1, "the head outlives the server"
+    assert len(heads(cutloop_env)) == 1, "the head outlives the server"
 
-    with serving(serve_env, log) as (_, base):
+    with serving(cutloop_env, log) as (_, base):
         assert httpx.get(f"{base}/health").json()["ray"] == "connected"
-    assert Path(serve_env["CUTLOOP_HOME"], HEAD_RECORD).read_text() == record
-    assert len(heads(serve_env)) == 1, "the restarted server joined the same head"
+    assert Path(cutloop_env["CUTLOOP_HOME"], HEAD_RECORD).read_text() == record
+    assert len(heads(cutloop_env)) == 1, "the restarted server joined the same head"
 
 
 def serve_fails(env: dict[str, str], *args: str) -> str:
@@ -149,18 +129,18 @@ def serve_fails(env: dict[str, str], *args: str) -> str:
     return lines[0]
 
 
-def test_a_ray_port_in_use_is_one_line_and_a_failed_exit(serve_env):
+def test_a_ray_port_in_use_is_one_line_and_a_failed_exit(cutloop_env):
     with socket.create_server(("127.0.0.1", 0)) as listener:
         port = listener.getsockname()[1]
-        line = serve_fails(serve_env, "--ray-port", str(port))
+        line = serve_fails(cutloop_env, "--ray-port", str(port))
     assert line.startswith("error: could not start a Ray head:"), line
     assert f"port {port} is in use by another program" in line, line
 
 
-def test_another_ray_failure_is_one_line_naming_rays_own_error(serve_env):
+def test_another_ray_failure_is_one_line_naming_rays_own_error(cutloop_env):
     """A Ray temp dir too long for Ray's Unix sockets: Ray's own reason, in one line."""
-    too_long = Path(serve_env["RAY_TMPDIR"], "x" * 100)
+    too_long = Path(cutloop_env["RAY_TMPDIR"], "x" * 100)
     too_long.mkdir()
-    line = serve_fails({**serve_env, "RAY_TMPDIR": str(too_long)})
+    line = serve_fails({**cutloop_env, "RAY_TMPDIR": str(too_long)})
     assert line.startswith("error: could not start a Ray head on port"), line
     assert "AF_UNIX path length cannot exceed 107 bytes" in line, line

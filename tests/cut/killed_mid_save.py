@@ -11,8 +11,8 @@ from safetensors.torch import save_file
 
 import cut.checkpoint
 from cut.trainer import train_cut
-from tests.conftest import char_tokenizer
-from tests.cut.test_trainer import RESUMED_CONFIG, RESUMED_DATA, tiny_model
+from tests.cut.toys import RESUMED_CONFIG, RESUMED_DATA, tiny_model
+from tests.tiny_models import char_tokenizer
 
 saves = 0
 

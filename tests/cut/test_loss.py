@@ -3,10 +3,8 @@ import math
 import pytest
 import torch
 
-from cut.examples import RowKind
 from cut.loss import LossWeights, TokenTargets, cut_loss, flag_tokens
-
-P, N, M = int(RowKind.ALIGN_P), int(RowKind.ALIGN_N), int(RowKind.MISALIGN)
+from tests.cut.toys import M, N, hand_loss, toy_batch
 
 
 def test_flags_exactly_tokens_whose_ratio_exceeds_lambda():
@@ -16,28 +14,6 @@ def test_flags_exactly_tokens_whose_ratio_exceeds_lambda():
     flagged = flag_tokens(p_al, p_mis, lam=1.1)
     assert flagged.tolist() == [True, False, False, False, True, True]
     assert not flag_tokens(p_al, p_mis, lam=math.inf).any()
-
-
-def toy_batch():
-    """One Align-P token, then a negative pair of 3 response tokens (Align-N, Misalign)."""
-    probs = [0.5, 0.6, 0.2, 0.9, 0.1, 0.3, 0.8]
-    kinds = [P, N, N, N, M, M, M]
-    pair = [-1, -1, -1, -1, 1, 2, 3]
-    logp = torch.tensor(probs, dtype=torch.float64).log().requires_grad_()
-    final = [True, False, False, True, False, False, True]  # each row ends with its EOS
-    return probs, logp, TokenTargets(torch.tensor(kinds), torch.tensor(pair), torch.tensor(final))
-
-
-def hand_loss(probs, lam, alpha, gamma=None):
-    p_p, (a1, a2, a3), (m1, m2, m3) = probs[0], probs[1:4], probs[4:7]
-    total = -math.log(p_p) - math.log(a1) - math.log(a2) - math.log(a3)
-    for p_al, p_mis in ((a1, m1), (a2, m2), (a3, m3)):
-        if p_al / p_mis > lam:
-            weight = alpha * (p_al**gamma if gamma else 1.0)
-            total += -weight * math.log(max(1 - p_mis, 1e-5))
-        else:
-            total += -math.log(p_mis)
-    return total
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from cut.examples import ExampleBuilder, JudgedExample, Polarity
 from cut.modeling import prepare_for_training
 from cut.templates import AlpacaTemplate
 from cut.trainer import accumulate_gradients, plan_steps, train_cut
-from tests.conftest import tiny_llama
+from tests.tiny_models import tiny_llama
 
 POS, NEG = Polarity.POSITIVE, Polarity.NEGATIVE
 FP32 = {"precision": "fp32", "lora_dropout": 0.0, "finetuning": "full"}

@@ -8,7 +8,7 @@ from peft import LoraConfig, get_peft_model
 from cut.config import CUTConfig
 from cut.memory import model_shape
 from cut.modeling import MLP_PROJECTIONS, lora_targets, prepare_for_training
-from tests.conftest import TINY_MODELS
+from tests.tiny_models import TINY_MODELS
 
 VOCAB = 101
 

@@ -13,7 +13,7 @@ from cut.loss import LossWeights, TokenTargets, cut_loss
 from cut.spans import check_spans, covered_positions, merge_spans, token_offsets
 from cut.templates import AlpacaTemplate
 from cut.trainer import train_cut
-from tests.cut.test_loss import M, hand_loss, toy_batch
+from tests.cut.toys import M, hand_loss, toy_batch
 
 
 def test_spans_are_sorted_and_overlapping_or_touching_ones_joined():

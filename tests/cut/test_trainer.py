@@ -17,19 +17,8 @@ from cut.loss import LossWeights, cut_loss
 from cut.modeling import prepare_for_training, response_logprobs
 from cut.templates import AlpacaTemplate, select_template
 from cut.trainer import accumulate_gradients, train_cut
-from tests.conftest import TINY_MODELS
-
-NEGATIVES = [
-    JudgedExample("What is 7 x 8?", "It is 54.", "Wrong: 7 x 8 is 56.", Polarity.NEGATIVE),
-    JudgedExample("Capital of France?", "Lyon.", "Wrong, it is Paris.", Polarity.NEGATIVE),
-    JudgedExample("Spell cat.", "c-a-d", "The last letter is t.", Polarity.NEGATIVE),
-    JudgedExample("2 + 2?", "5", "2 + 2 = 4.", Polarity.NEGATIVE),
-]
-POSITIVES = [
-    JudgedExample("Say hi.", "hi", "Perfect.", Polarity.POSITIVE),
-    JudgedExample("Say yes.", "yes", "Perfect!", Polarity.POSITIVE),
-]
-FP32 = {"precision": "fp32", "align_p_ratio": None, "lora_dropout": 0.0}
+from tests.cut.toys import FP32, NEGATIVES, POSITIVES, RESUMED_CONFIG, RESUMED_DATA, tiny_model
+from tests.tiny_models import TINY_MODELS
 
 
 def items_for(tokenizer, examples, max_length=256):
@@ -173,12 +162,6 @@ def gradients_after_one_step(tokenizer, micro_batch_size, **variant):
     return {n: p.grad.clone() for n, p in model.named_parameters()}, totals
 
 
-def tiny_model(tokenizer, seed=0):
-    from tests.conftest import tiny_llama
-
-    return tiny_llama(len(tokenizer), seed=seed)
-
-
 @pytest.mark.parametrize(
     "variant",
     [{}, {"gamma": 0.5}, {"misalign_context": "fake_positive"}, {"alpha": 0.5}],
@@ -290,14 +273,6 @@ def test_saved_checkpoint_reloads_with_identical_logits(tokenizer, tmp_path, fin
         torch.testing.assert_close(reloaded(ids).logits, merged(ids).logits, atol=0, rtol=0)
     assert (out / METADATA_FILE).is_file() and (out / "model.safetensors").is_file()
     assert not any(name.startswith("adapter") for name in (p.name for p in out.iterdir()))
-
-
-# lambda 1: the random model flags about half the tokens, so flags are compared
-RESUMED_CONFIG = CUTConfig(
-    finetuning="full", batch_size=2, micro_batch_size=2, save_state_every=1,
-    **{"lambda": 1.0}, **FP32,
-)  # fmt: skip
-RESUMED_DATA = NEGATIVES + POSITIVES + NEGATIVES  # 10 examples: 5 steps
 
 
 def test_resume_from_saved_state_matches_an_uninterrupted_run(tokenizer, tmp_path):

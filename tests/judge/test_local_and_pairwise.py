@@ -4,7 +4,7 @@ from judge.base import JudgeRequest, JudgmentStatus
 from judge.instructions import builtin_instructions
 from judge.local_judge import LocalJudge, LocalJudgeConfig, parse_local_judgment
 from judge.pairwise import PairwiseItem, RulePairwiseAnnotator
-from tests.conftest import char_tokenizer, tiny_llama
+from tests.tiny_models import char_tokenizer, tiny_llama
 
 
 @pytest.mark.parametrize(

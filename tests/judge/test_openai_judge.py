@@ -3,11 +3,12 @@ import logging
 import pytest
 from sqlalchemy import select
 
-from judge.base import JudgeRequest, JudgmentStatus
+from judge.base import JudgmentStatus
 from judge.cache import JudgmentCache
 from judge.openai_judge import PAPER_SYSTEM_PROMPT, OpenAIJudge, OpenAIJudgeConfig
 from judge.spending import Spending
 from tests.judge.fake_openai import FakeOpenAI
+from tests.judge.requests import ask
 
 KEY = "sk-test-SECRET-0123456789abcdef"
 
@@ -28,10 +29,6 @@ def config(server, monkeypatch):
         max_retries=3,
         concurrency=8,
     )
-
-
-def ask(*responses: str) -> list[JudgeRequest]:
-    return [JudgeRequest("What is 7 x 8?", r) for r in responses]
 
 
 def test_judgments_and_polarity_with_the_papers_prompt(server, config):

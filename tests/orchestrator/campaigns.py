@@ -12,8 +12,16 @@ from sqlalchemy.orm import Session
 
 from cut.examples import Polarity
 from orchestrator.config import CampaignConfig
-from store.models import FlaggedTokens, Generation, Judgment, JudgmentStatus, TrainingRun
-from tests.conftest import TINY_MODELS, char_tokenizer
+from store.models import (
+    Campaign,
+    FlaggedTokens,
+    Generation,
+    Judgment,
+    JudgmentStatus,
+    Round,
+    TrainingRun,
+)
+from tests.tiny_models import TINY_MODELS, char_tokenizer
 
 
 def save_tiny_policy(directory: Path, architecture: str = "llama", chat: bool = True) -> Path:
@@ -65,6 +73,13 @@ def tiny_campaign(name: str, policy: Path, **changes: Any) -> CampaignConfig:
 def openai_judge(base_url: str, **settings: Any) -> dict[str, Any]:
     return {"kind": "openai", "base_url": base_url, "model": "judge", "api_key_env": "NO_KEY",
             "max_retries": 0, "timeout_s": 5, **settings}  # fmt: skip
+
+
+def rounds_of(session, name: str) -> list[Round]:
+    campaign = session.scalars(select(Campaign).where(Campaign.name == name)).one()
+    return list(
+        session.scalars(select(Round).where(Round.campaign_id == campaign.id).order_by(Round.index))
+    )
 
 
 def count(session: Session, model, *where) -> int:

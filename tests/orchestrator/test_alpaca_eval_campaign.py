@@ -7,7 +7,6 @@ campaign without paying for any annotation twice."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from judge.alpaca_eval_annotator import alpaca_eval
 from orchestrator.campaign_run import run_campaign
 from orchestrator.instructions import eval_set_sha256, read_eval_set
 from store.models import Campaign, CampaignStatus, EvalRun, Round
+from tests.db_fixtures import sqlite_only
 from tests.judge.fake_openai import FakeOpenAI
 from tests.orchestrator.campaigns import count, save_tiny_policy, tiny_campaign
 
@@ -58,6 +58,7 @@ def evaluation(eval_set: Path, server: FakeOpenAI, annotator: str) -> dict:
     }
 
 
+@sqlite_only  # the scoring
 def test_stored_scores_are_alpaca_evals_on_the_stored_annotations(
     store_env, sessions, tmp_path, local_hub
 ):
@@ -128,6 +129,7 @@ def test_stored_scores_are_alpaca_evals_on_the_stored_annotations(
             assert run.annotator_version.startswith("alpaca_eval 0.6")
 
 
+@sqlite_only  # the set's fingerprint
 def test_the_eval_set_is_fixed_when_the_campaign_starts(store_env, sessions, tmp_path):
     from store.campaigns import create_campaign, fix_eval_set
 
@@ -146,12 +148,13 @@ def test_the_eval_set_is_fixed_when_the_campaign_starts(store_env, sessions, tmp
         assert s.scalars(select(Campaign.status)).one() == CampaignStatus.PENDING
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the CLI; stores: tests above
-def test_cutloop_eval_scores_a_checkpoint_and_exports_its_outputs(db_url, sessions, tmp_path):
+@sqlite_only  # the CLI; stores: tests above
+def test_cutloop_eval_scores_a_checkpoint_and_exports_its_outputs(
+    db_url, sessions, tmp_path, cutloop_env
+):
     policy = save_tiny_policy(tmp_path / "checkpoint")
     eval_set = write_eval_set(tmp_path / "eval.json")
-    env = {**os.environ, "CUTLOOP_HOME": str(tmp_path / "home"), "CUTLOOP_DATABASE_URL": db_url,
-           "RAY_AUTH_MODE": "disabled"}  # fmt: skip
+    env = {**cutloop_env, "CUTLOOP_DATABASE_URL": db_url}
     with FakeOpenAI() as server:
         command = [
             CUTLOOP, "eval", "--model", str(policy), "--eval-set", str(eval_set),

@@ -35,11 +35,13 @@ from store.models import (
     TrainingRun,
     TrainingStep,
 )
+from tests.db_fixtures import sqlite_only
 from tests.judge.fake_openai import FakeOpenAI
 from tests.orchestrator.campaigns import (
     count,
     judge_calls,
     openai_judge,
+    rounds_of,
     save_tiny_policy,
     tiny_campaign,
 )
@@ -50,13 +52,6 @@ CUTLOOP = str(Path(sys.executable).with_name("cutloop"))
 @pytest.fixture(scope="module")
 def policy(tmp_path_factory):
     return save_tiny_policy(tmp_path_factory.mktemp("policy"))
-
-
-def rounds_of(session, name: str) -> list[Round]:
-    campaign = session.scalars(select(Campaign).where(Campaign.name == name)).one()
-    return list(
-        session.scalars(select(Round).where(Round.campaign_id == campaign.id).order_by(Round.index))
-    )
 
 
 def test_a_campaign_runs_every_stage_of_every_round_and_records_it(store_env, sessions, policy):
@@ -233,6 +228,7 @@ def test_pause_stops_between_batches_and_a_rerun_goes_on_without_paying_twice(
     assert cancelled.status == CampaignStatus.CANCELLED and "cancelled" in cancelled.error
 
 
+@sqlite_only  # a comparison of settings
 def test_a_name_taken_by_other_settings_is_refused_and_left_alone(store_env, sessions, policy):
     from store.campaigns import create_campaign
 
@@ -250,6 +246,7 @@ def test_a_name_taken_by_other_settings_is_refused_and_left_alone(store_env, ses
         assert count(s, Round) == 0
 
 
+@sqlite_only  # the build stage's check
 def test_an_answer_too_long_for_a_forward_pass_fails_the_round_at_build(
     store_env, sessions, policy
 ):
@@ -272,6 +269,7 @@ def test_an_answer_too_long_for_a_forward_pass_fails_the_round_at_build(
     assert "round 1 failed at build:" in status.stdout and "Traceback" in status.stdout
 
 
+@sqlite_only  # placement, before any write
 def test_memory_no_node_offers_is_refused_before_any_actor_starts(store_env, sessions, policy):
     import ray
 
@@ -290,6 +288,7 @@ def test_memory_no_node_offers_is_refused_before_any_actor_starts(store_env, ses
         assert count(s, Generation) == 0
 
 
+@sqlite_only  # sampling and training
 def test_the_same_seed_gives_the_same_campaign_twice(store_env, sessions, policy):
     """Same machine, same seed: identical answers, judgments, losses and win rates."""
     from store.summaries import round_summaries
@@ -316,6 +315,7 @@ def test_the_same_seed_gives_the_same_campaign_twice(store_env, sessions, policy
     assert first[0][1]["final_loss"] is not None and len(first[1]) == 6
 
 
+@sqlite_only  # files on the node
 def test_checkpoint_retention_keeps_the_last_and_the_best_on_the_trainers_node(
     store_env, sessions, policy
 ):
@@ -335,7 +335,7 @@ def test_checkpoint_retention_keeps_the_last_and_the_best_on_the_trainers_node(
     assert left == {"v3", f"v{best}"}
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # selection reads no SQL
+@sqlite_only  # selection reads no SQL
 def test_answers_cut_off_at_max_new_tokens_are_left_out_of_training_unless_asked_for(
     store_env, sessions, policy
 ):

@@ -5,19 +5,23 @@ generators merge the round's LoRA delta."""
 
 from __future__ import annotations
 
-import pytest
 from safetensors.torch import load_file
 from sqlalchemy import select
 
 from orchestrator.campaign_run import run_campaign
 from store.models import CampaignStatus, Checkpoint, EvalItem, EvalRun
-from tests.orchestrator.campaigns import flagged_token_count, save_tiny_policy, tiny_campaign
-from tests.orchestrator.test_campaign import rounds_of
+from tests.db_fixtures import sqlite_only
+from tests.orchestrator.campaigns import (
+    flagged_token_count,
+    rounds_of,
+    save_tiny_policy,
+    tiny_campaign,
+)
 from workers.engine import EngineConfig, SamplingConfig
 from workers.generator import Generator
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the model is the point
+@sqlite_only  # the model is the point
 def test_a_gpt2_policy_trains_a_lora_round_and_the_generators_serve_it(
     store_env, sessions, tmp_path
 ):

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from orchestrator.campaign_run import run_campaign
 from store.models import CampaignStatus, Generation, TrainingRun, TrainingStep
+from tests.db_fixtures import sqlite_only
 from tests.judge.fake_openai import FakeOpenAI
-from tests.orchestrator.campaigns import openai_judge, save_tiny_policy, tiny_campaign
-from tests.orchestrator.test_campaign import rounds_of
+from tests.orchestrator.campaigns import openai_judge, rounds_of, save_tiny_policy, tiny_campaign
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +22,7 @@ def policy(tmp_path_factory):
     return save_tiny_policy(tmp_path_factory.mktemp("policy"))
 
 
+@sqlite_only  # the method
 def test_a_dpo_campaign_trains_fresh_each_round_on_disagreeing_prompts(
     store_env,
     sessions,

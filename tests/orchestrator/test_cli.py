@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.orchestrator.campaigns import save_tiny_policy
 
 ROOT = Path(__file__).parents[2]
@@ -40,7 +38,6 @@ def test_invalid_setting_names_field_and_value(tmp_path):
     assert "lam" in done.stderr and "-1" in done.stderr
 
 
-@pytest.mark.integration
 def test_models_fetch_prints_directory_last_and_is_idempotent(smollm2_dir):
     done = cutloop("models", "fetch", "smollm2")
     assert done.returncode == 0, done.stderr
@@ -48,7 +45,6 @@ def test_models_fetch_prints_directory_last_and_is_idempotent(smollm2_dir):
     assert "downloading" not in done.stderr  # already complete: nothing fetched again
 
 
-@pytest.mark.integration
 def test_train_on_the_shipped_sample_writes_a_loadable_checkpoint(smollm2_dir, tmp_path):
     out = tmp_path / "ckpt"
     done = cutloop(

@@ -7,7 +7,7 @@ from judge.pairwise import PairwiseItem, PairwiseResult
 from orchestrator.evaluate_round import verdicts
 from orchestrator.evaluation import TIE, mcnemar, truncated_percent, win_rate
 from tests.judge.fake_openai import FakeOpenAI
-from tests.judge.test_alpaca_eval_annotator import ITEMS
+from tests.judge.requests import ITEMS
 
 
 def test_win_rate_counts_ties_half_and_leaves_failures_out():

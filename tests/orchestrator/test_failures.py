@@ -9,10 +9,10 @@ import sys
 from orchestrator.failures import full_detail, one_line
 
 
-def test_an_actor_killed_by_the_memory_monitor_is_reported_in_one_line():
+def test_an_actor_killed_by_the_memory_monitor_is_reported_in_one_line(cutloop_env):
     done = subprocess.run(
         [sys.executable, "-m", "tests.orchestrator.oom_process"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, env=cutloop_env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     line = done.stdout.strip().splitlines()[-1]

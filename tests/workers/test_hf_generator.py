@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tests.conftest import char_tokenizer, tiny_llama
+from tests.tiny_models import char_tokenizer, tiny_llama
 from workers.engine import EngineConfig, SamplingConfig, SwapError
 from workers.generator import Generator
 

@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 
 from cut.config import CUTConfig
 from cut.examples import JudgedExample, Polarity
-from tests.conftest import char_tokenizer, tiny_llama
 from tests.orchestrator.campaigns import save_tiny_policy
+from tests.tiny_models import char_tokenizer, tiny_llama
 from workers.engine import EngineConfig, SamplingConfig, SwapError
 from workers.generator import Generator
 from workers.lora_delta import load_delta, merged

@@ -19,7 +19,6 @@ from workers.generator import Generator
 from workers.placement import generate_all, send_delta, send_weights, start_generators, swap_all
 from workers.trainer import Trainer
 
-pytestmark = pytest.mark.integration
 GREEDY = SamplingConfig(temperature=0, max_new_tokens=24)
 INSTRUCTIONS = ["What is 7 multiplied by 8?", "Name a mammal that can fly.", "Say hello in French."]
 
