@@ -121,10 +121,11 @@ class CUTConfig(BaseModel):
     batch_size: int = Field(8, ge=1, description="judged examples per optimizer step")
     micro_batch_size: int = Field(8, ge=1, description="examples per forward pass, at most")
     max_tokens_per_micro_batch: int = Field(
-        4096,
+        2048,
         ge=8,
         description="tokens run per forward pass (rows x longest packed pair, padding "
-        "included): bounds activation memory; a pair is never split, so one must fit",
+        "included): bounds activation memory; a pair is never split, so one must fit "
+        "(2048: SmolLM2's step fits the default trainer.memory_gb without checkpointing)",
     )
     max_grad_norm: float | None = Field(
         1.0, gt=0, description="clip the gradient's norm to this; null: no clipping"

@@ -102,3 +102,13 @@ def test_post_campaigns_refuses_them_with_a_422_naming_the_setting(tmp_path, pol
         (problem,) = refused.json()["detail"]
         assert problem["loc"] == ["body", "instructions"] and missing in problem["msg"]
         assert client.get("/api/v1/campaigns").json() == []
+
+
+def test_the_default_campaign_fits_its_own_trainer_memory(smollm2_dir):
+    """Only a name: the bundled model, the default cut settings and trainer.memory_gb."""
+    from orchestrator.config import CampaignConfig
+    from orchestrator.validate import review_campaign
+
+    review = review_campaign(CampaignConfig(name="defaults"), home=smollm2_dir.parents[1])
+    assert review.problems == []
+    assert any(line.startswith("training memory: ~") for line in review.plan), review.plan
