@@ -18,7 +18,7 @@ from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from tests.tiny_models import char_tokenizer, tiny_llama
 
-pytest_plugins = ["tests.db_fixtures"]
+pytest_plugins = ["tests.db_fixtures", "pytester"]
 
 # marker: what a test of that tier needs beyond the Python process; costliest first
 TIERS = {
