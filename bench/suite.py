@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -24,39 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import TIERS  # noqa: E402  (the repository's root on the path first)
-
-COSTLIEST_FIRST = list(TIERS)
-
-
-class TierClock:
-    """A pytest plugin: the seconds of every test's phases, summed under its tier."""
-
-    def __init__(self) -> None:
-        self.tier_of: dict[str, str] = {}
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.failed: list[str] = []
-
-    @pytest.hookimpl(trylast=True)  # after conftest has marked the tiers
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        for item in items:
-            marked = {mark.name for mark in item.iter_markers()}
-            self.tier_of[item.nodeid] = next((t for t in COSTLIEST_FIRST if t in marked), "unit")
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.seconds[report.nodeid] += report.duration
-        if report.failed:
-            self.failed.append(report.nodeid)
-
-    def summary(self) -> dict[str, dict[str, float]]:
-        tiers: dict[str, dict[str, float]] = {}
-        for tier in [*COSTLIEST_FIRST, "unit"]:
-            ran = [s for node, s in self.seconds.items() if self.tier_of.get(node) == tier]
-            tiers[tier] = {"tests": len(ran), "seconds": round(sum(ran), 1)}
-        return tiers
+from tests.tier_clock import TierClock  # noqa: E402
 
 
 def main(args: list[str]) -> int:
-    clock = TierClock()
+    clock = TierClock(list(TIERS))
     started = time.perf_counter()
     exit_code = pytest.main(["-q", "-p", "no:cacheprovider", *args], plugins=[clock])
     wall = time.perf_counter() - started

@@ -16,6 +16,7 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
+from tests.tier_clock import TierClock
 from tests.tiny_models import char_tokenizer, tiny_llama
 
 pytest_plugins = ["tests.db_fixtures", "pytester"]
@@ -50,6 +51,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for marker, meaning in TIERS.items():
         config.addinivalue_line("markers", f"{marker}: {meaning}")
+    if not any(isinstance(p, TierClock) for p in config.pluginmanager.get_plugins()):
+        config.pluginmanager.register(TierClock(list(TIERS)))  # bench/suite.py has its own
 
 
 def tiers_of(item: pytest.Item) -> set[str]:
