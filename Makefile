@@ -7,6 +7,10 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo check test bench clean debian-tools
 
+# Tests run on 2 pytest-xdist workers, each test where one is free; the model tier's
+# tests share one worker (tests/conftest.py), so SmolLM2 and vLLM load once.
+PARALLEL := -n 2 --dist loadgroup
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -35,13 +39,13 @@ debian-tools:
 check: $(STAMP) debian-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest --unit
+	$(BIN)/python -m pytest $(PARALLEL) --unit
 
 # The whole suite, every tier: what CI runs. PYTEST_ARGS adds options (.ci/run: timings).
 test: $(STAMP) debian-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_step.py

@@ -73,6 +73,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tiers = tiers_of(item)
         for tier in sorted(tiers):
             item.add_marker(tier)
+        if "model" in tiers:  # one pytest-xdist worker: SmolLM2's and vLLM's memory once
+            item.add_marker(pytest.mark.xdist_group("model"))
         (tiered if tiers else unit).append(item)
     if config.getoption("--unit"):
         config.hook.pytest_deselected(items=tiered)

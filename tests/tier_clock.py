@@ -18,13 +18,10 @@ class TierClock:
         self.seconds: dict[str, float] = defaultdict(float)
         self.failed: list[str] = []
 
-    @pytest.hookimpl(trylast=True)  # after conftest has marked the tiers
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        for item in items:
-            marked = {mark.name for mark in item.iter_markers()}
-            self.tier_of[item.nodeid] = next((t for t in self.order if t in marked), UNIT)
-
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Reports carry their test's markers, from pytest-xdist's workers too."""
+        tier = next((t for t in self.order if t in report.keywords), UNIT)
+        self.tier_of[report.nodeid] = tier
         self.seconds[report.nodeid] += report.duration
         if report.failed:
             self.failed.append(report.nodeid)

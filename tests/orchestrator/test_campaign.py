@@ -288,33 +288,6 @@ def test_memory_no_node_offers_is_refused_before_any_actor_starts(store_env, ses
         assert count(s, Generation) == 0
 
 
-@sqlite_only  # sampling and training
-def test_the_same_seed_gives_the_same_campaign_twice(store_env, sessions, policy):
-    """Same machine, same seed: identical answers, judgments, losses and win rates."""
-    from store.summaries import round_summaries
-
-    def outcome_of(name: str):
-        assert run_campaign(tiny_campaign(name, policy, rounds=1)).status == CampaignStatus.DONE
-        with sessions() as s:
-            campaign = s.scalars(select(Campaign).where(Campaign.name == name)).one()
-            rounds = [
-                {k: v for k, v in vars(r).items() if k != "index"}
-                for r in round_summaries(s, campaign.id)
-            ]
-            texts = sorted(
-                s.scalars(
-                    select(Generation.text)
-                    .join(Round, Round.id == Generation.round_id)
-                    .where(Round.campaign_id == campaign.id)
-                )
-            )
-        return rounds, texts
-
-    first, second = outcome_of("seeded-a"), outcome_of("seeded-b")
-    assert first == second
-    assert first[0][1]["final_loss"] is not None and len(first[1]) == 6
-
-
 @sqlite_only  # files on the node
 def test_checkpoint_retention_keeps_the_last_and_the_best_on_the_trainers_node(
     store_env, sessions, policy

@@ -19,6 +19,7 @@ from store.models import (
     TrainingRun,
     TrainingStep,
 )
+from store.summaries import round_summaries
 from tests.orchestrator.campaigns import save_tiny_policy, tiny_campaign
 
 
@@ -29,8 +30,9 @@ def seeded(name: str, policy, seed: int) -> CampaignConfig:
     return CampaignConfig.model_validate({**settings, "seed": seed})
 
 
-def draws(url: str, name: str) -> tuple[list[str], list[float]]:
-    """The campaign's sampled answers in prompt order and its training losses by step."""
+def draws(url: str, name: str) -> tuple[list[str], list[float], list[dict]]:
+    """The campaign's sampled answers in prompt order, its training losses by step, and
+    its rounds as the status table summarises them (judgments, losses, scores)."""
     engine = make_engine(url)
     with session_factory(engine)() as session:
         campaign = session.scalars(select(Campaign).where(Campaign.name == name)).one()
@@ -47,8 +49,12 @@ def draws(url: str, name: str) -> tuple[list[str], list[float]]:
             .where(TrainingRun.round_id.in_(rounds))
             .order_by(TrainingStep.step)
         ).all()
+        summaries = [
+            {k: v for k, v in vars(r).items() if k != "index"}
+            for r in round_summaries(session, campaign.id)
+        ]
     engine.dispose()
-    return list(texts), list(losses)
+    return list(texts), list(losses), summaries
 
 
 def test_the_campaign_seed_decides_sampling_and_training(tmp_path, monkeypatch, ray_local):
@@ -62,7 +68,8 @@ def test_the_campaign_seed_decides_sampling_and_training(tmp_path, monkeypatch, 
         assert run_campaign(config).status == CampaignStatus.DONE, config.name
     first, again, other = (draws(url, c.name) for c in configs)
     assert first[0] and first[1], "the campaign sampled and trained nothing"
-    assert first == again
+    assert first[2][1]["final_loss"] is not None
+    assert first == again  # the same machine, the same seed: the same campaign
     assert first[0] != other[0]
 
 
