@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match
 
 from api.autolaunch import launch_on_start
-from api.routes import campaigns, events, ops, rounds
+from api.routes import campaigns, events, judging, ops, rounds
 from api.state import ApiSettings, ApiState
 from store.engine import make_engine, session_factory
 from store.schema import upgrade
@@ -54,7 +54,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         summary="Align language models with judgments: campaigns, rounds, judgments, scores.",
         lifespan=lifespan,
     )
-    for module in (campaigns, rounds, events, ops):
+    for module in (campaigns, rounds, judging, events, ops):
         app.include_router(module.router)
     app.mount("/dashboard", StaticFiles(directory=DASHBOARD, html=True), name="dashboard")
 

@@ -1,5 +1,8 @@
-"""Bearer-token auth of mutating routes: when the server has a token (CUTLOOP_API_TOKEN),
-every POST must present it; reads stay open, as Ray's dashboard and Prometheus expect."""
+"""Bearer tokens. The operator's (CUTLOOP_API_TOKEN, when the server has one) guards every
+POST that launches, changes or stops campaigns; reads stay open, as Ray's dashboard and
+Prometheus expect. Annotators have tokens of their own (`cutloop annotators add`): one
+judges answers and does nothing else, so it is refused on operator routes even on a
+server without an operator token."""
 
 from __future__ import annotations
 
@@ -7,22 +10,66 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-bearer = HTTPBearer(auto_error=False, description="CUTLOOP_API_TOKEN, when the server has one")
+from store.annotators import TOKEN_PREFIX, annotator_of, is_annotator_token
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="CUTLOOP_API_TOKEN on operator routes, when the server has one; an "
+    "annotator's token (cutloop annotators add) on judging routes",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def require_token(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
+def _given(credentials: HTTPAuthorizationCredentials | None) -> str:
+    return credentials.credentials if credentials is not None else ""
+
+
+def _is_annotators(request: Request, token: str) -> bool:
+    if not token.startswith(TOKEN_PREFIX):
+        return False
+    with request.app.state.api.sessions() as session:
+        return is_annotator_token(session, token)
+
+
+async def require_token(request: Request, credentials: Credentials) -> None:
     expected = request.app.state.api.settings.token
+    given = _given(credentials)
+    if expected is not None and hmac.compare_digest(given.encode(), expected.encode()):
+        return
+    if given and await run_in_threadpool(_is_annotators, request, given):
+        raise HTTPException(
+            403, "an annotator's token judges answers and nothing else; this route needs "
+            "the operator's token (CUTLOOP_API_TOKEN)",
+        )  # fmt: skip
     if expected is None:
         return
-    given = credentials.credentials if credentials is not None else ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    raise HTTPException(
+        401,
+        "this route needs the server's token: Authorization: Bearer $CUTLOOP_API_TOKEN",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def _annotator(request: Request, token: str) -> str | None:
+    with request.app.state.api.sessions() as session:
+        return annotator_of(session, token)
+
+
+async def require_annotator(request: Request, credentials: Credentials) -> str:
+    """The name of the annotator whose token the request bears."""
+    given = _given(credentials)
+    name = await run_in_threadpool(_annotator, request, given) if given else None
+    if name is None:
         raise HTTPException(
             401,
-            "this route needs the server's token: Authorization: Bearer $CUTLOOP_API_TOKEN",
+            "this route needs an annotator's token: Authorization: Bearer <token from "
+            "`cutloop annotators add NAME` or POST /api/v1/annotators>",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return name
+
+
+AnnotatorName = Annotated[str, Depends(require_annotator)]

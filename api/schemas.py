@@ -3,24 +3,20 @@ from these)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, computed_field
 
 from cut.examples import Polarity
 from judge.base import JudgmentStatus
-from store.models import CampaignStatus, CheckpointKind, RoundStatus, Stage
+from store.models import CampaignStatus, CheckpointKind, RoundStatus, Stage, as_utc
 
 Item = TypeVar("Item")
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 # SQLite hands back the UTC times the store wrote without their zone
-Time = Annotated[datetime, AfterValidator(_utc)]
+Time = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class Problem(BaseModel):
@@ -35,8 +31,13 @@ class InvalidInput(BaseModel):
     detail: list[dict[str, Any]]
 
 
-WHY = {401: "the bearer token is missing or wrong", 404: "no such campaign, round or answer",
-       409: "the campaign's state does not allow it", 422: "invalid input"}  # fmt: skip
+WHY = {
+    401: "the bearer token is missing or wrong",
+    403: "the token is an annotator's: it judges answers and does nothing else",
+    404: "no such campaign, round, answer or task",
+    409: "the campaign's or the task's state does not allow it",
+    422: "invalid input",
+}
 
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -68,6 +69,9 @@ class CampaignOut(_Read):
     current_stage: Stage | None
     queue_position: int | None = Field(description="1: next to start; None: not queued")
     error: str | None = Field(description="why it failed outside its rounds, one line")
+    waiting: str | None = Field(
+        description='while people judge the current round: "waiting for judgments: 17 of 96 done"'
+    )
     created_at: Time
     updated_at: Time
     config: dict[str, Any] = Field(description="as validated; names of key variables only")
@@ -128,6 +132,18 @@ class RoundOut(_Read):
     n: int | None
     failed: int | None
     prompt_strict: float | None
+    tasks: int = Field(
+        description="answers published for people to judge (judge kind human or review)"
+    )
+    tasks_done: int = Field(
+        description="tasks judged, or whose draft was accepted, edited or rejected"
+    )
+    tasks_expired: int = Field(
+        description="tasks still open when the round moved on (deadline or quota): never trained on"
+    )
+    drafts_accepted: float | None = Field(
+        description="of the drafts people decided on, the fraction accepted unchanged"
+    )
 
     @computed_field(description="95% Wilson interval of prompt_strict over the round's "
                     "evaluated items (n + failed), percent")  # fmt: skip
@@ -194,6 +210,9 @@ class JudgmentOut(_Read):
         description="[start, end) character ranges of the answer the judgment faults; [] "
         "none located; null for judgments stored before spans were recorded"
     )
+    annotator: str | None = Field(
+        description="the person who wrote or approved it; null for a judge's own judgment"
+    )
     error: str | None
     latency_s: float | None
     created_at: Time
@@ -249,3 +268,6 @@ class Progress(BaseModel):
     loss: float | None = None
     flagged: float | None = None
     win_rate: float | None = None
+    waiting: str | None = Field(
+        None, description='while people judge: "waiting for judgments: 17 of 96 done"'
+    )

@@ -2,7 +2,8 @@
 
 Two formats:
 - `.json`: the reference code's list of {instruction, input, output, judgment}; a null
-  judgment or one starting with "Perfect" is positive.
+  judgment or one starting with "Perfect" is positive, unless `polarity` says otherwise
+  (cutloop's exports of judgments written by people carry it).
 - `.jsonl`: one {instruction, response, judgment, polarity?} object per line; without
   `polarity` the judgment decides, as above.
 Either may carry `spans`: [[start, end], ...], the character ranges of the answer
@@ -53,6 +54,7 @@ class ReferenceRecord(_WithSpans):
     input: str = ""
     output: str
     judgment: str | None
+    polarity: Polarity | None = None  # cutloop's own exports: a person's word, kept
 
 
 class JsonlRecord(_WithSpans):
@@ -88,7 +90,9 @@ def _from_reference(record: ReferenceRecord) -> JudgedExample | None:
         return None
     instruction = f"{record.instruction}\n\n{record.input}" if record.input else record.instruction
     judgment = record.judgment or "Perfect."
-    polarity = Polarity.POSITIVE if record.judgment is None else polarity_of(judgment)
+    polarity = record.polarity or (
+        Polarity.POSITIVE if record.judgment is None else polarity_of(judgment)
+    )
     return JudgedExample(instruction, record.output, judgment, polarity, record.checked_spans)
 
 

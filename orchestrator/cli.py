@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from orchestrator.annotators_cli import annotators_app
 from orchestrator.progress import stderr_console
 
 # Help text is Markdown, so a docstring's hard-wrapped lines flow into one paragraph at
@@ -42,6 +43,7 @@ config_app = typer.Typer(
     rich_markup_mode=HELP_MARKUP,
 )
 app.add_typer(config_app, name="config")
+app.add_typer(annotators_app, name="annotators")
 
 
 @app.callback()
@@ -306,13 +308,22 @@ def export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
     ] = None,
+    judgments: Annotated[
+        bool,
+        typer.Option(
+            "--judgments",
+            help="The round's judgments people wrote or "
+            "approved instead, as judged data `cutloop train` reads.",
+        ),
+    ] = False,
 ) -> None:
     """Write a round's eval answers as AlpacaEval's model_outputs.json.
 
-    E.g. for `alpaca_eval --model_outputs FILE`."""
+    E.g. for `alpaca_eval --model_outputs FILE`. With `--judgments`, the judgments people
+    wrote or approved, in the reference JSON format."""
     import json
 
-    from orchestrator.exports import model_outputs
+    from orchestrator.exports import model_outputs, people_judgments
     from store.engine import make_engine, session_factory
     from store.schema import upgrade
 
@@ -320,7 +331,8 @@ def export(
     engine = make_engine()
     try:
         with session_factory(engine)() as session:
-            records = model_outputs(session, name, round_index)
+            export_round = people_judgments if judgments else model_outputs
+            records = export_round(session, name, round_index)
     except LookupError as error:
         raise fail(str(error)) from None
     finally:
@@ -330,7 +342,8 @@ def export(
         print(text)
     else:
         output.write_text(text + "\n")
-        stderr_console.print(f"{len(records)} outputs written to {output}")
+        what = "judgments" if judgments else "outputs"
+        stderr_console.print(f"{len(records)} {what} written to {output}")
 
 
 @app.command()

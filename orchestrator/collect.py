@@ -3,14 +3,15 @@ judge them. Each commits in batches and, on restart, does only what is not store
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 
 from sqlalchemy.orm import Session
 
-from judge.base import JudgeRequest
-from orchestrator.judging import judge_name
+from judge.base import JudgeRequest, JudgmentResult
+from orchestrator.judging import by_people, judge_name
 from orchestrator.round_context import RoundContext, RoundFailure, commit_stage
-from store.models import Round, Stage
+from store.models import Generation, Prompt, Round, Stage
 from store.results import (
     add_generations,
     add_judgments,
@@ -71,27 +72,41 @@ def generate(context: RoundContext, round_id: int, index: int) -> None:
 
 
 # --- judge --------------------------------------------------------------------------
-def judge(context: RoundContext, round_id: int, index: int) -> None:
+def model_judgments(
+    context: RoundContext, pending: Sequence[tuple[Generation, Prompt]], total: int
+) -> Iterator[list[tuple[Generation, JudgmentResult]]]:
+    """The judge worker's results for `pending`, a commit-sized batch at a time."""
     import ray
 
-    name = judge_name(context.config.judge)
-    with context.sessions() as session:
-        pending = unjudged_generations(session, round_id, name)
-        total = count_generations(session, round_id)
     worker = context.workers.judge  # started on first use: not when all is judged
-    last_error = None
     for batch in context.batches(Stage.JUDGE, pending, total):
         requests = [JudgeRequest(p.instruction, g.text) for g, p in batch]
         results = context.work(Stage.JUDGE, lambda r=requests: ray.get(worker().judge.remote(r)))
         failpoint("judge")  # the calls are made (and paid for), nothing is stored yet
-        rows = []
-        for (generation, _), result in zip(batch, results, strict=True):
-            fields = {k: v for k, v in asdict(result).items() if k != "cached"}
-            fields["spans"] = [list(span) for span in result.spans]  # as JSON reads them back
-            rows.append({"generation_id": generation.id, **fields})
-            last_error = result.error or last_error
+        yield list(zip((g for g, _ in batch), results, strict=True))
+
+
+def judgment_row(generation: Generation, result: JudgmentResult) -> dict:
+    fields = {k: v for k, v in asdict(result).items() if k != "cached"}
+    fields["spans"] = [list(span) for span in result.spans]  # as JSON reads them back
+    return {"generation_id": generation.id, **fields}
+
+
+def judge(context: RoundContext, round_id: int, index: int) -> None:
+    if by_people(context.config.judge) is not None:
+        from orchestrator.people import judge_by_people
+
+        judge_by_people(context, round_id)
+        return
+    name = judge_name(context.config.judge)
+    with context.sessions() as session:
+        pending = unjudged_generations(session, round_id, name)
+        total = count_generations(session, round_id)
+    last_error = None
+    for judged in model_judgments(context, pending, total):
+        last_error = next((r.error for _, r in reversed(judged) if r.error), last_error)
         with context.sessions.begin() as session:
-            add_judgments(session, rows)
+            add_judgments(session, [judgment_row(g, r) for g, r in judged])
     with context.sessions() as session:
         unjudged = len(unjudged_generations(session, round_id, name))
     if total == 0 or unjudged > context.config.max_failed_judgments * total:

@@ -87,9 +87,54 @@ class LocalJudgeSettings(LocalJudgeConfig):
     )  # fmt: skip
 
 
-JudgeSettings = Annotated[
+ModelJudgeSettings = Annotated[
     RulesJudgeSettings | OpenAIJudgeSettings | LocalJudgeSettings, Field(discriminator="kind")
 ]
+
+
+class _PeopleJudge(_Strict):
+    """How long the judge stage waits for people (docs/judging-by-people.md)."""
+
+    deadline_s: float | None = Field(
+        None, gt=0, description="seconds after the round's tasks are published when it moves "
+        "on with what was judged; open tasks are left out and counted (None: wait for all)",
+    )  # fmt: skip
+    quota: int | None = Field(
+        None, ge=1, description="move on once this many answers are decided (None: all)"
+    )
+    lease_s: float = Field(
+        600, gt=0, description="how long a claimed task stays an annotator's without an "
+        "answer before it returns to the queue",
+    )  # fmt: skip
+    poll_s: float = Field(2.0, gt=0, description="how often the stage looks at the store")
+
+
+class HumanJudgeSettings(_PeopleJudge):
+    kind: Literal["human"] = Field(
+        "human", description="people write every judgment in the dashboard or over the "
+        "API; the round waits for them",
+    )  # fmt: skip
+
+
+class ReviewJudgeSettings(_PeopleJudge):
+    kind: Literal["review"] = Field(
+        "review", description="a model judge drafts every judgment; people accept, edit or "
+        "reject the drafts, and only what they approved is trained on",
+    )  # fmt: skip
+    draft: ModelJudgeSettings = Field(
+        RulesJudgeSettings(), description="the judge that drafts: rules, openai or local"
+    )
+
+
+JudgeSettings = Annotated[
+    RulesJudgeSettings
+    | OpenAIJudgeSettings
+    | LocalJudgeSettings
+    | HumanJudgeSettings
+    | ReviewJudgeSettings,
+    Field(discriminator="kind"),
+]
+PeopleJudgeSettings = HumanJudgeSettings | ReviewJudgeSettings
 
 
 class FileInstructions(_Strict):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from cut.datafile import DataFileError
 from orchestrator.instructions import eval_items, read_instruction_file
+from orchestrator.judging import model_judge
 
 if TYPE_CHECKING:
     from orchestrator.config import CampaignConfig
@@ -26,7 +27,8 @@ ANNOTATOR_FIX = (
 
 def _judge_problems(config: CampaignConfig) -> list[str]:
     source = config.instructions
-    rules = config.judge.kind == "rules" and config.rounds > 0  # rounds 0: nothing judged
+    judge = model_judge(config.judge)  # people judge anything; a review's drafter may not
+    rules = judge is not None and judge.kind == "rules" and config.rounds > 0  # 0: none judged
     if source.kind == "hf":
         if rules:
             return [

@@ -8,19 +8,41 @@ from pathlib import Path
 from judge.base import Judge
 from judge.instructions import VerifiableInstruction
 from judge.pairwise import RulePairwiseAnnotator
-from orchestrator.config import EvaluationSettings, JudgeSettings
+from orchestrator.config import (
+    EvaluationSettings,
+    JudgeSettings,
+    ModelJudgeSettings,
+    PeopleJudgeSettings,
+)
+from store.results import PEOPLE
 
 JUDGE_CACHE = "judge-cache.jsonl"
 JUDGE_SPENDING = "judge-spending.jsonl"
 
 
+def by_people(settings: JudgeSettings) -> PeopleJudgeSettings | None:
+    """The settings of a judge whose judgments people write or approve, else None."""
+    return settings if settings.kind in ("human", "review") else None  # type: ignore[return-value]
+
+
+def model_judge(settings: JudgeSettings) -> ModelJudgeSettings | None:
+    """The model or rule judge that runs in the judge worker: the judge itself, a
+    review's drafting judge, or None when people write every judgment."""
+    if settings.kind == "human":
+        return None
+    return settings.draft if settings.kind == "review" else settings  # type: ignore[union-attr]
+
+
 def judge_name(settings: JudgeSettings) -> str:
-    """The name stored with every judgment of this judge."""
-    return "rules" if settings.kind == "rules" else settings.name
+    """Whose judgments a round trains on: a judge's name, or PEOPLE (any judgment a
+    person wrote or approved)."""
+    if by_people(settings) is not None:
+        return PEOPLE
+    return "rules" if settings.kind == "rules" else settings.name  # type: ignore[union-attr]
 
 
 def make_judge(
-    settings: JudgeSettings, campaign_dir: Path, known: Sequence[VerifiableInstruction]
+    settings: ModelJudgeSettings, campaign_dir: Path, known: Sequence[VerifiableInstruction]
 ) -> Judge:
     """The rule judge checks the instructions whose constraints are `known`. Paid judges
     keep an append-only cache in the campaign's directory, so a round restarted after a

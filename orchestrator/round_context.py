@@ -38,6 +38,7 @@ class Snapshot:
     loss: float | None = None
     flagged: float | None = None
     win_rate: float | None = None
+    waiting: str | None = None  # while people judge: "waiting for judgments: 17 of 96 done"
 
 
 @dataclass
@@ -127,5 +128,6 @@ def commit_stage(context: RoundContext, round_id: int, stage: Stage, write=None)
 
 def record_start(context: RoundContext, round_id: int, stage: Stage) -> None:
     context.snapshot.stage, context.snapshot.done, context.snapshot.total = stage.value, 0, 0
+    context.snapshot.waiting = None
     with context.sessions.begin() as session:
         start_stage(session, session.get_one(Round, round_id), stage)

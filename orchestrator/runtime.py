@@ -14,7 +14,7 @@ from pathlib import Path
 from cut.memory import GB
 from orchestrator.config import CampaignConfig
 from orchestrator.instructions import verifiable_instructions
-from orchestrator.judging import make_annotator, make_judge
+from orchestrator.judging import make_annotator, make_judge, model_judge
 from orchestrator.placement import PlacementError, Plan, cluster_nodes, make_plan
 from workers.engine import EngineConfig
 
@@ -156,8 +156,11 @@ class CampaignWorkers:
 
             from workers.judge_worker import JudgeWorker
 
+            settings = model_judge(self.config.judge)
+            if settings is None:
+                raise RuntimeError("people write every judgment: there is no judge worker")
             known = verifiable_instructions(self.config)
-            build: Callable = partial(make_judge, self.config.judge, self.campaign_dir, known)
+            build: Callable = partial(make_judge, settings, self.campaign_dir, known)
             self._judge = (
                 ray.remote(JudgeWorker)
                 .options(

@@ -42,6 +42,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes: they were stored in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {  # noqa: RUF012
@@ -91,6 +96,16 @@ class Stage(enum.StrEnum):
 class Split(enum.StrEnum):
     TRAIN = "train"
     EVAL = "eval"
+
+
+class TaskOutcome(enum.StrEnum):
+    """How a judging task ended; NULL while it is open."""
+
+    JUDGED = "judged"  # a person wrote the judgment
+    ACCEPTED = "accepted"  # a person approved the model judge's draft unchanged
+    EDITED = "edited"  # a person changed the draft: the judgment is theirs
+    REJECTED = "rejected"  # a person threw the draft away: nothing to train on
+    EXPIRED = "expired"  # still open when the round moved on (deadline or quota)
 
 
 class CheckpointKind(enum.StrEnum):
@@ -235,6 +250,9 @@ class Judgment(Base):
     # [[start, end], ...] characters of the answer the judgment faults; [] none located,
     # NULL for judgments stored before spans existed (cut/spans.py)
     spans: Mapped[list[Any] | None]
+    # the person who wrote or approved it (judges kind human and review); NULL for a
+    # model or rule judge's own judgment
+    annotator: Mapped[str | None] = mapped_column(String(100))
     latency_s: Mapped[float | None]
     tokens_in: Mapped[int | None]
     tokens_out: Mapped[int | None]
@@ -242,6 +260,48 @@ class Judgment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     generation: Mapped[Generation] = relationship(back_populates="judgments")
+
+
+class Annotator(Base):
+    """A person who judges answers in the dashboard or over the API. Only the token's
+    sha256 is stored: the token is shown once, when the annotator is added."""
+
+    __tablename__ = "annotator"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class JudgingTask(Base):
+    """One answer waiting for a person's judgment (judges kind human and review). An
+    annotator holds it under a lease while judging; a task given up or whose lease ran
+    out is open again. `draft` is the model judge's judgment to review, if any."""
+
+    __tablename__ = "judging_task"
+    __table_args__ = (
+        Index("ix_judging_task_round_open", "round_id", "outcome"),
+        CheckConstraint("skips >= 0", name="skips_not_negative"),
+        CheckConstraint("(outcome IS NULL) = (done_at IS NULL)", name="done_iff_outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("round.id", ondelete="CASCADE"))
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("generation.id", ondelete="CASCADE"), unique=True
+    )
+    # {judge_name, judge_model, text, polarity, spans}: what the model judge wrote
+    draft: Mapped[dict[str, Any] | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None]
+    skips: Mapped[int] = mapped_column(default=0)
+    outcome: Mapped[TaskOutcome | None] = mapped_column(_enum(TaskOutcome))
+    done_by: Mapped[str | None] = mapped_column(String(100))
+    done_at: Mapped[datetime | None]
+    judgment_id: Mapped[int | None] = mapped_column(ForeignKey("judgment.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Checkpoint(Base):

@@ -14,6 +14,7 @@ from store.models import Generation, Judgment, JudgmentStatus, Prompt, Round, Sp
 from store.upsert import insert_or_verify
 
 OK_JUDGMENT = text("status = 'ok'")  # the partial unique index's predicate
+PEOPLE = "people"  # a round trains on what people wrote or approved (judge.by_people)
 
 
 def sha256_text(value: str) -> str:
@@ -116,13 +117,21 @@ def add_judgments(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]
     return [next(ids[0] if row["status"] == JudgmentStatus.OK else ids[1]) for row in rows]
 
 
+def judged_by(judge_name: str):
+    """The condition on Judgment of `judge_name`'s judgments; PEOPLE: those a person wrote
+    or approved, whichever judge drafted them."""
+    if judge_name == PEOPLE:
+        return Judgment.annotator.is_not(None)
+    return Judgment.judge_name == judge_name
+
+
 def unjudged_generations(
     session: Session, round_id: int, judge_name: str
 ) -> list[tuple[Generation, Prompt]]:
     """The round's generations without an ok judgment from `judge_name` (never judged,
     or only failed calls so far), in generation order."""
     judged = select(Judgment.generation_id).where(
-        Judgment.judge_name == judge_name, Judgment.status == JudgmentStatus.OK
+        judged_by(judge_name), Judgment.status == JudgmentStatus.OK
     )
     query = (
         select(Generation, Prompt)
@@ -147,7 +156,7 @@ def ok_judgments(
         .join(Prompt, Prompt.id == Generation.prompt_id)
         .where(
             Generation.round_id.in_(round_ids),
-            Judgment.judge_name == judge_name,
+            judged_by(judge_name),
             Judgment.status == JudgmentStatus.OK,
         )
         .order_by(Generation.id)

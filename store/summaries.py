@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from store.judging import TaskCounts, task_counts
 from store.models import (
     EvalRun,
     Generation,
@@ -63,6 +64,11 @@ class RoundSummary:
     mcnemar_p: float | None  # prompt-level strict against round 0; None in round 0
     mcnemar_b: int | None  # round 0 failed, this round passes
     mcnemar_c: int | None  # round 0 passed, this round fails
+    # judging by people (judge kind human or review); 0 and None otherwise
+    tasks: int  # answers published for people to judge
+    tasks_done: int  # judged, or a draft accepted, edited or rejected
+    tasks_expired: int  # still open when the round moved on: never trained on
+    drafts_accepted: float | None  # of the drafts people decided on, accepted unchanged
 
 
 # RoundSummary's fields read as they are from the round's (first) eval run
@@ -108,13 +114,15 @@ def summarize(session: Session, rounds: Sequence[Round]) -> list[RoundSummary]:
     ):
         evaluations.setdefault(run.round_id, run)  # a round's first eval run
     prompts = _counts(session, Prompt.used_in_round_id, ids)
+    tasks = task_counts(session, ids)
     generations = _counts(session, Generation.round_id, ids)
     summaries = []
     for round_ in rounds:
-        tally, done, evaluation = (
+        tally, done, evaluation, judging = (
             tallies.get(round_.id, {}),
             steps.get(round_.id, []),
             evaluations.get(round_.id),
+            tasks.get(round_.id, TaskCounts()),
         )
         summaries.append(RoundSummary(
             index=round_.index,
@@ -131,6 +139,10 @@ def summarize(session: Session, rounds: Sequence[Round]) -> list[RoundSummary]:
             final_loss=done[-1].loss if done else None,
             flagged_fraction=sum(s.flagged_fraction for s in done) / len(done) if done else None,
             **{name: getattr(evaluation, name) if evaluation else None for name in EVAL_FIELDS},
+            tasks=judging.total,
+            tasks_done=judging.done,
+            tasks_expired=judging.expired,
+            drafts_accepted=judging.drafts_accepted,
         ))  # fmt: skip
     return summaries
 

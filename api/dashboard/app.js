@@ -126,6 +126,13 @@ function showCampaign(campaign) {
   status.className = `status ${campaign.status}`;
   $("campaign-error").hidden = !campaign.error;
   $("campaign-error").textContent = campaign.error ?? "";
+  showWaiting(campaign.waiting, campaign.current_round);
+}
+
+function showWaiting(waiting, round) {  // people judge the round: a way in for annotators
+  $("campaign-waiting").hidden = !waiting;
+  $("campaign-waiting").querySelector("span").textContent = waiting ?? "";
+  if (waiting) $("judge-link").href = `#/judge/${encodeURIComponent(state.campaign.name)}/${round}`;
 }
 
 function showRounds() {
@@ -161,6 +168,7 @@ async function openCampaign(name) {
   const [campaign, rounds] = await Promise.all([
     api(`/campaigns/${encodeURIComponent(name)}`), api(`/campaigns/${encodeURIComponent(name)}/rounds`),
   ]);
+  $("judging").hidden = true;
   showCampaign(campaign);
   state.rounds = rounds;
   showRounds();
@@ -188,6 +196,7 @@ function follow(name) {
     if (p.total) parts.push(`${p.done}/${p.total}`);
     if (p.loss !== null) parts.push(`loss ${p.loss.toFixed(4)}`);
     $("progress").textContent = parts.join(" · ");
+    showWaiting(p.waiting, p.round);
   });
   stream.addEventListener("end", (event) => {
     stream.close();
@@ -271,7 +280,156 @@ async function act(action) {
   }
 }
 
+// ---- judging: annotators write or review judgments (judge kind human or review) -------
+const judging = { name: null, round: null, task: null, spans: [] };
+const taskPath = () => `/campaigns/${encodeURIComponent(judging.name)}/rounds/${judging.round}/tasks`;
+
+function annotatorHeaders() {
+  const headers = { "Content-Type": "application/json" };
+  const token = $("annotator-token").value;
+  if (token) headers.Authorization = `Bearer ${token}`;
+  return headers;
+}
+
+function judgingMessage(text) {
+  $("judging-message").hidden = !text;
+  $("judging-message").textContent = text ?? "";
+}
+
+async function openJudging(name, round) {
+  state.stream?.close();
+  Object.assign(judging, { name, round, task: null });
+  $("campaign").hidden = true;
+  $("judging").hidden = false;
+  $("judging-title").textContent = `${name}, round ${round}`;
+  await loadCampaigns();
+  await signIn();
+}
+
+async function signIn() {
+  $("task").hidden = true;
+  $("judging-who").textContent = "";
+  if (!$("annotator-token").value) { judgingMessage("Enter your annotator token to judge."); return; }
+  try {
+    const me = await api("/annotator", { headers: annotatorHeaders() });
+    $("judging-who").textContent = `judging as ${me.name}`;
+    await nextTask();
+  } catch (error) { judgingMessage(error.message); }
+}
+
+async function showJudgingProgress() {
+  const round = await api(`/campaigns/${encodeURIComponent(judging.name)}/rounds/${judging.round}`);
+  const closed = round.tasks_expired ? ` · ${round.tasks_expired} closed unjudged` : "";
+  $("judging-progress").textContent = `${round.tasks_done} of ${round.tasks} done${closed}`;
+}
+
+async function nextTask() {
+  try {
+    const task = await api(`${taskPath()}/claim`, { method: "POST", headers: annotatorHeaders() });
+    await showJudgingProgress();
+    judging.task = task;
+    if (task) showTask(task);
+    else {
+      $("task").hidden = true;
+      judgingMessage("No answer is waiting for you: every task is judged or being judged.");
+    }
+  } catch (error) { $("task").hidden = true; judgingMessage(error.message); }
+}
+
+function showTask(task) {
+  judging.spans = mergeSpans(task.draft?.spans ?? []);
+  judgingMessage(null);
+  $("task").hidden = false;
+  $("task-error").hidden = true;
+  $("task").dataset.task = task.id;
+  $("task-instruction").textContent = task.instruction;
+  $("task-text").value = task.draft?.text ?? "";
+  setPolarity(task.draft?.polarity ?? "negative");
+  $("task-reject").hidden = !task.draft;
+  $("task-draft-note").textContent = task.draft
+    ? `drafted by ${task.draft.judge_name}: submit it unchanged to accept, or edit it` : "";
+  drawAnswer();
+  $("task-text").focus();
+}
+
+function mergeSpans(spans) {
+  const merged = [];
+  for (const [start, end] of [...spans].sort((a, b) => a[0] - b[0])) {
+    const last = merged.at(-1);
+    if (last && start <= last[1]) last[1] = Math.max(last[1], end);
+    else merged.push([start, end]);
+  }
+  return merged;
+}
+
+function drawAnswer() {  // the answer, the marked spans highlighted
+  const text = judging.task.answer;
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of judging.spans) {
+    parts.push(document.createTextNode(text.slice(at, start)));
+    parts.push(element("mark", { class: "judged" }, text.slice(start, end)));
+    at = end;
+  }
+  parts.push(document.createTextNode(text.slice(at)));
+  $("task-answer").replaceChildren(...parts);
+  $("task-spans").replaceChildren(...judging.spans.map(([start, end], i) => {
+    const item = element("span", { class: "span" }, `“${text.slice(start, end)}”`);
+    const remove = element("button", { type: "button", title: "unmark" }, "×");
+    remove.addEventListener("click", () => { judging.spans.splice(i, 1); drawAnswer(); });
+    item.append(remove);
+    return item;
+  }));
+}
+
+function markSelection() {  // the selected characters of the answer become a span
+  const selection = window.getSelection();
+  const answer = $("task-answer");
+  if (!selection.rangeCount || selection.isCollapsed) return;
+  const range = selection.getRangeAt(0);
+  if (!answer.contains(range.startContainer) || !answer.contains(range.endContainer)) return;
+  const offset = (node, at) => {
+    const before = document.createRange();
+    before.selectNodeContents(answer);
+    before.setEnd(node, at);
+    return before.toString().length;
+  };
+  const [start, end] = [offset(range.startContainer, range.startOffset), offset(range.endContainer, range.endOffset)];
+  selection.removeAllRanges();
+  if (end > start) { judging.spans = mergeSpans([...judging.spans, [start, end]]); drawAnswer(); }
+}
+
+const polarity = () => document.querySelector('input[name="task-polarity"]:checked').value;
+function setPolarity(value) { document.querySelector(`input[name="task-polarity"][value="${value}"]`).checked = true; }
+
+async function taskAction(action, body = null) {
+  if (!judging.task) return;
+  try {
+    await api(`${taskPath()}/${judging.task.id}/${action}`, {
+      method: "POST", headers: annotatorHeaders(), body: body ? JSON.stringify(body) : undefined,
+    });
+    await nextTask();
+  } catch (error) {
+    $("task-error").hidden = false;
+    $("task-error").textContent = error.message;
+  }
+}
+
+const submitTask = () => taskAction("judgment", { text: $("task-text").value, polarity: polarity(), spans: judging.spans });
+
+function judgingKeys(event) {
+  if ($("judging").hidden || !judging.task) return;
+  const keys = { KeyS: () => taskAction("skip"), KeyR: () => judging.task.draft && taskAction("reject"),
+    KeyM: markSelection, KeyN: () => setPolarity("negative"), KeyP: () => setPolarity("positive") };
+  if ((event.ctrlKey || event.metaKey) && event.key === "Enter") submitTask();
+  else if (event.altKey && keys[event.code]) keys[event.code]();
+  else return;
+  event.preventDefault();
+}
+
 function route() {
+  const judge = location.hash.match(/^#\/judge\/(.+)\/(\d+)$/);
+  if (judge) { openJudging(decodeURIComponent(judge[1]), Number(judge[2])); return; }
   const match = location.hash.match(/^#\/c\/(.+)$/);
   if (match) openCampaign(decodeURIComponent(match[1]));
 }
@@ -283,6 +441,19 @@ document.addEventListener("DOMContentLoaded", async () => {
   for (const id of ["f-round", "f-polarity", "f-status"]) $(id).addEventListener("change", () => loadJudgments(true));
   $("f-text").addEventListener("change", () => loadJudgments(true));
   $("more").addEventListener("click", () => loadJudgments(false));
+  $("annotator-token").value = sessionStorage.getItem("cutloop-annotator-token") ?? "";
+  $("annotator-token").addEventListener("change", () => {
+    sessionStorage.setItem("cutloop-annotator-token", $("annotator-token").value);
+    signIn();
+  });
+  $("task-form").addEventListener("submit", (event) => { event.preventDefault(); submitTask(); });
+  $("task-skip").addEventListener("click", () => taskAction("skip"));
+  $("task-reject").addEventListener("click", () => taskAction("reject"));
+  $("task-mark").addEventListener("click", markSelection);
+  document.addEventListener("keydown", judgingKeys);
+  setInterval(() => {  // a task given up or whose lease ran out comes back
+    if (!$("judging").hidden && !judging.task && $("annotator-token").value) nextTask();
+  }, 5000);
   window.addEventListener("hashchange", route);
   const campaigns = await loadCampaigns();
   if (!location.hash && campaigns.length) location.hash = `#/c/${encodeURIComponent(campaigns.at(-1).name)}`;

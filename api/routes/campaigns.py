@@ -28,7 +28,8 @@ from orchestrator.lifecycle import (
 from orchestrator.validate import review_campaign
 from store.campaigns import list_campaigns, queue_campaign, queued_campaigns
 from store.errors import StoreError
-from store.models import Campaign, CampaignStatus, Round, RoundStatus
+from store.judging import task_counts
+from store.models import Campaign, CampaignStatus, Round, RoundStatus, Stage
 
 router = APIRouter(prefix="/api/v1", tags=["campaigns"])
 Mutating = [Depends(require_token)]
@@ -56,10 +57,18 @@ def campaign_out(session: Session, campaign: Campaign, positions: dict[str, int]
         current_stage=current.stage if current else None,
         queue_position=positions.get(campaign.name),
         error=campaign.error,
+        waiting=_waiting(session, current),
         created_at=campaign.created_at,
         updated_at=campaign.updated_at,
         config=campaign.config,
     )
+
+
+def _waiting(session: Session, current: Round | None) -> str | None:
+    if current is None or current.stage != Stage.JUDGE:
+        return None
+    counts = task_counts(session, [current.id]).get(current.id)
+    return counts.waiting() if counts is not None and counts.open else None
 
 
 def _unprocessable(loc: list[Any], message: str, given: Any = None) -> HTTPException:

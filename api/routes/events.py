@@ -36,7 +36,7 @@ def _driver_progress(name: str) -> dict | None:
         return None
     return {"round": snapshot.round, "stage": snapshot.stage, "done": snapshot.done,
             "total": snapshot.total, "loss": snapshot.loss, "flagged": snapshot.flagged,
-            "win_rate": snapshot.win_rate}  # fmt: skip
+            "win_rate": snapshot.win_rate, "waiting": snapshot.waiting}  # fmt: skip
 
 
 def _look(state: State, name: str) -> tuple[CampaignOut, list[RoundOut], Progress, bool]:
@@ -51,7 +51,8 @@ def _look(state: State, name: str) -> tuple[CampaignOut, list[RoundOut], Progres
     progress = Progress(
         status=campaign.status,
         **(live or {"round": current.index if current else None,
-                    "stage": current.stage.value if current else None}),
+                    "stage": current.stage.value if current else None,
+                    "waiting": campaign.waiting}),
     )  # fmt: skip
     return campaign, rounds, progress, live is not None
 

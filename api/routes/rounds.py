@@ -92,6 +92,7 @@ def judgment_out(judgment: Judgment, generation: Generation, prompt: Prompt) -> 
         polarity=judgment.polarity,
         text=judgment.text,
         spans=judgment.spans,
+        annotator=judgment.annotator,
         error=judgment.error,
         latency_s=judgment.latency_s,
         created_at=judgment.created_at,

@@ -26,7 +26,7 @@ def schema_differences(url: str) -> list:
         engine.dispose()
 
 
-HEAD = "0007"
+HEAD = "0008"
 
 
 def test_migrations_and_models_agree(db_url):
