@@ -281,7 +281,7 @@ async function act(action) {
 }
 
 // ---- judging: annotators write or review judgments (judge kind human or review) -------
-const judging = { name: null, round: null, task: null, spans: [] };
+const judging = { name: null, round: null, task: null, spans: [], shown: 0 };
 const taskPath = () => `/campaigns/${encodeURIComponent(judging.name)}/rounds/${judging.round}/tasks`;
 
 function annotatorHeaders() {
@@ -310,6 +310,7 @@ async function signIn() {
   $("task").hidden = true;
   $("judging-who").textContent = "";
   if (!$("annotator-token").value) { judgingMessage("Enter your annotator token to judge."); return; }
+  judgingMessage(null);
   try {
     const me = await api("/annotator", { headers: annotatorHeaders() });
     $("judging-who").textContent = `judging as ${me.name}`;
@@ -342,6 +343,7 @@ function showTask(task) {
   $("task").hidden = false;
   $("task-error").hidden = true;
   $("task").dataset.task = task.id;
+  $("task").dataset.shown = ++judging.shown;  // tells a task shown again from a new one
   $("task-instruction").textContent = task.instruction;
   $("task-text").value = task.draft?.text ?? "";
   setPolarity(task.draft?.polarity ?? "negative");

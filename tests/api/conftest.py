@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import sync_playwright
 
 from api.app import create_app
 from api.state import ApiSettings
@@ -78,3 +79,17 @@ def launch_settings(store_env, db_url) -> ApiSettings:
 @pytest.fixture
 def policy(tmp_path):
     return save_tiny_policy(tmp_path / "policy")
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium, driven by Playwright."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} not found: `make test` installs Debian's chromium (apt-get)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()

@@ -116,9 +116,8 @@ def test_a_skipped_task_goes_behind_the_others(sessions):
     first = _claim(sessions, round_id, "alice")
     with sessions.begin() as session:
         skip_task(session, session.get_one(JudgingTask, first), "alice")
-    with pytest.raises(TaskConflict, match="not held by bob"):
-        with sessions.begin() as session:
-            skip_task(session, session.get_one(JudgingTask, first), "bob")
+    with pytest.raises(TaskConflict, match="not held by bob"), sessions.begin() as session:
+        skip_task(session, session.get_one(JudgingTask, first), "bob")
     others = {_claim(sessions, round_id, "bob"), _claim(sessions, round_id, "carol")}
     assert first not in others and _claim(sessions, round_id, "dan") == first
 
@@ -128,8 +127,11 @@ def test_reviews_accept_edit_and_reject_drafts(sessions):
         return {"judge_name": "rules", "judge_model": None, "text": text, "polarity": polarity,
                 "spans": spans}  # fmt: skip
 
-    drafts = {0: draft("Too long.", "negative", [[3, 5], [0, 2]]), 1: draft("Perfect.", "positive", []),
-              2: draft("Misses a title.", "negative", [])}  # fmt: skip
+    drafts = {
+        0: draft("Too long.", "negative", [[3, 5], [0, 2]]),
+        1: draft("Perfect.", "positive", []),
+        2: draft("Misses a title.", "negative", []),
+    }
     round_id, generations = _published(sessions, n=3, drafts=drafts)
     with sessions() as session:
         tasks = {t.generation_id: t.id for t in session.scalars(select(JudgingTask))}
