@@ -10,9 +10,9 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.deps import DbSession
 from store.annotators import TOKEN_PREFIX, annotator_of, is_annotator_token
 
 bearer = HTTPBearer(
@@ -27,23 +27,17 @@ def _given(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials if credentials is not None else ""
 
 
-def _is_annotators(request: Request, token: str) -> bool:
-    if not token.startswith(TOKEN_PREFIX):
-        return False
-    with request.app.state.api.sessions() as session:
-        return is_annotator_token(session, token)
-
-
-async def require_token(request: Request, credentials: Credentials) -> None:
+def require_token(request: Request, credentials: Credentials, db: DbSession) -> None:
     expected = request.app.state.api.settings.token
     given = _given(credentials)
     if expected is not None and hmac.compare_digest(given.encode(), expected.encode()):
         return
-    if given and await run_in_threadpool(_is_annotators, request, given):
+    if given.startswith(TOKEN_PREFIX) and is_annotator_token(db, given):
         raise HTTPException(
-            403, "an annotator's token judges answers and nothing else; this route needs "
+            403,
+            "an annotator's token judges answers and nothing else; this route needs "
             "the operator's token (CUTLOOP_API_TOKEN)",
-        )  # fmt: skip
+        )
     if expected is None:
         return
     raise HTTPException(
@@ -53,15 +47,11 @@ async def require_token(request: Request, credentials: Credentials) -> None:
     )
 
 
-def _annotator(request: Request, token: str) -> str | None:
-    with request.app.state.api.sessions() as session:
-        return annotator_of(session, token)
-
-
-async def require_annotator(request: Request, credentials: Credentials) -> str:
-    """The name of the annotator whose token the request bears."""
+def require_annotator(credentials: Credentials, db: DbSession) -> str:
+    """The name of the annotator whose token the request bears (looked up in the
+    request's own session: a request holds one connection of the pool, never two)."""
     given = _given(credentials)
-    name = await run_in_threadpool(_annotator, request, given) if given else None
+    name = annotator_of(db, given) if given.startswith(TOKEN_PREFIX) else None
     if name is None:
         raise HTTPException(
             401,

@@ -1,8 +1,11 @@
 """The API under load: requests per second and p99 latency of the rounds list and of a
 judgments page for 32 concurrent clients, while a campaign runs and, side by side in the
 same run, while none does. The server is the app `cutloop serve` runs (uvicorn, one
-process) on a tiny campaign's store; the clients are another process. Prints one JSON
-line: rounds_rps and judgments_p99_ms (campaign running), and their idle counterparts.
+process) on a tiny campaign's store; the clients are another process. Then the judging
+routes: `--clients` annotators, each with their own token, claim, judge (every tenth
+skips) and list tasks of a round of TASKS answers as fast as the server lets them. Prints
+one JSON line: rounds_rps and judgments_p99_ms (campaign running), their idle
+counterparts, and p50/p99 per judging route.
 
     .venv/bin/python bench/api.py [--clients 32] [--seconds 15] [--store sqlite|postgresql]
 """
@@ -23,6 +26,8 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
+JUDGED = "judged"  # the campaign whose round people judge
+TASKS = 4000
 sys.path.insert(0, str(ROOT))
 
 
@@ -48,6 +53,53 @@ async def _hammer(url: str, clients: int, seconds: float) -> dict[str, float]:
     return {"rps": len(latencies) / elapsed,
             "p50_ms": 1000 * latencies[len(latencies) // 2],
             "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)]}  # fmt: skip
+
+
+def _percentiles(latencies: list[float]) -> dict[str, float]:
+    latencies = sorted(latencies)
+    return {"n": len(latencies), "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
+            "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 1)}  # fmt: skip
+
+
+async def _annotate(base: str, tokens: list[str], seconds: float) -> dict:
+    """Each token an annotator: claim, then judge (every tenth task: skip), and every
+    fifth task list the open tasks, until `seconds` pass or no task is left."""
+    import httpx
+
+    tasks = f"{base}/api/v1/campaigns/{JUDGED}/rounds/1/tasks"
+    latencies: dict[str, list[float]] = {"claim": [], "judgment": [], "skip": [], "tasks": []}
+    deadline = time.perf_counter() + seconds
+    judgment = {"text": "It does not answer the question.", "polarity": "negative"}
+
+    async def timed(route: str, request) -> httpx.Response:
+        started = time.perf_counter()
+        response = await request
+        latencies[route].append(time.perf_counter() - started)
+        response.raise_for_status()
+        return response
+
+    async def annotator(token: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(headers=headers, timeout=60) as session:
+            done = 0
+            while time.perf_counter() < deadline:
+                claimed = await timed("claim", session.post(f"{tasks}/claim"))
+                if claimed.status_code == 204:
+                    return
+                task = claimed.json()["id"]
+                done += 1
+                if done % 10 == 0:
+                    await timed("skip", session.post(f"{tasks}/{task}/skip"))
+                else:
+                    await timed("judgment", session.post(f"{tasks}/{task}/judgment", json=judgment))
+                if done % 5 == 0:
+                    await timed("tasks", session.get(f"{tasks}?limit=20"))
+
+    began = time.perf_counter()
+    await asyncio.gather(*(annotator(token) for token in tokens))
+    elapsed = time.perf_counter() - began
+    return {"judging_rps": round(sum(map(len, latencies.values())) / elapsed, 1),
+            **{route: _percentiles(spent) for route, spent in latencies.items()}}  # fmt: skip
 
 
 def load(base: str, campaign: str, clients: int, seconds: float) -> dict[str, dict[str, float]]:
@@ -77,7 +129,12 @@ def main() -> None:
                         "dropped after")  # fmt: skip
     parser.add_argument("--load", help=argparse.SUPPRESS)  # the client process
     parser.add_argument("--campaign", help=argparse.SUPPRESS)
+    parser.add_argument("--tokens", help=argparse.SUPPRESS)  # annotators' tokens, a file
     args = parser.parse_args()
+    if args.load and args.tokens:
+        tokens = json.loads(Path(args.tokens).read_text())
+        print(json.dumps(asyncio.run(_annotate(args.load, tokens, args.seconds))))
+        return
     if args.load:
         campaign = f"/api/v1/campaigns/{args.campaign}"
         paths = {"rounds": f"{campaign}/rounds",
@@ -115,7 +172,7 @@ def measure(url: str, work: Path, clients: int, seconds: float) -> dict:
 
     from api.app import create_app
     from api.state import ApiSettings
-    from tests.api.conftest import served_on_a_port
+    from tests.api.served import served_on_a_port
     from tests.orchestrator.campaigns import save_tiny_policy, tiny_campaign
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -141,8 +198,19 @@ def measure(url: str, work: Path, clients: int, seconds: float) -> dict:
         api.post("/api/v1/campaigns/running/cancel").raise_for_status()
         wait_for(lambda: api.get("/api/v1/queue").json() == [] and not _driving("running"),
                  "the running campaign's driver to stop")  # fmt: skip
+        config = tiny_campaign(JUDGED, policy, judge={"kind": "human"})
+        api.post("/api/v1/campaigns", json=config.model_dump(mode="json", by_alias=True))
+        tokens = work / "tokens.json"
+        tokens.write_text(json.dumps(seed_judging(url, clients)))
+        judging = json.loads(subprocess.run(
+            [sys.executable, __file__, "--load", base, "--tokens", str(tokens),
+             "--seconds", str(seconds)], capture_output=True, text=True, check=True,
+        ).stdout)  # fmt: skip
     ray.shutdown()
     return {
+        "judging_annotators": clients,
+        "judging_tasks": TASKS,
+        "judging": judging,
         "campaign_running_throughout": still == "running",
         "rounds_rps": round(busy["rounds"]["rps"], 1),
         "judgments_p99_ms": round(busy["judgments"]["p99_ms"], 1),
@@ -152,6 +220,33 @@ def measure(url: str, work: Path, clients: int, seconds: float) -> dict:
         "idle_judgments_p99_ms": round(idle["judgments"]["p99_ms"], 1),
         "rounds_rps_ratio_running_to_idle": round(busy["rounds"]["rps"] / idle["rounds"]["rps"], 2),
     }  # fmt: skip
+
+
+def seed_judging(url: str, annotators: int) -> list[str]:
+    """Round 1 of the JUDGED campaign waiting on TASKS answers; the tokens of
+    `annotators` annotators."""
+    from sqlalchemy import select
+
+    from store.annotators import add_annotator
+    from store.campaigns import ensure_round
+    from store.engine import make_engine, session_factory
+    from store.judging import publish_tasks
+    from store.models import Campaign, Split, Stage
+    from store.results import add_generations, add_prompts
+    from tests.store.factories import generation_rows
+
+    engine = make_engine(url)
+    with session_factory(engine).begin() as session:
+        campaign = session.scalars(select(Campaign).where(Campaign.name == JUDGED)).one()
+        round_ = ensure_round(session, campaign, 1)
+        round_.stage = Stage.JUDGE
+        instructions = [f"Instruction {i}: answer in one word." for i in range(TASKS)]
+        prompts = add_prompts(session, campaign.id, instructions, "bench", Split.TRAIN)
+        generations = add_generations(session, generation_rows(round_.id, prompts))
+        publish_tasks(session, round_.id, dict.fromkeys(generations))
+        tokens = [add_annotator(session, f"annotator-{i}") for i in range(annotators)]
+    engine.dispose()
+    return tokens
 
 
 def _driving(name: str) -> bool:

@@ -20,7 +20,8 @@ from orchestrator.runtime import connect
 from store.campaigns import list_campaigns
 from store.engine import database_url, make_engine, session_factory
 from store.home import cutloop_home
-from store.models import CampaignStatus
+from store.judging import waiting_line
+from store.models import CampaignStatus, Stage
 from store.schema import upgrade
 from store.summaries import round_summaries
 
@@ -71,11 +72,12 @@ def run_campaign(config: CampaignConfig, verbose: bool = False) -> CampaignOutco
                 if ray.wait([finished], timeout=0.5)[0]:
                     break
                 snapshot: Snapshot = ray.get(driver.progress.remote())
-                if not stderr_console.is_terminal and (snapshot.round, snapshot.stage) != shown:
-                    shown = (snapshot.round, snapshot.stage)  # a log line per stage when piped
+                stage = snapshot.waiting or snapshot.stage  # people judge: how many are done
+                if not stderr_console.is_terminal and (snapshot.round, stage) != shown:
+                    shown = (snapshot.round, stage)  # a log line per stage when piped
                     stderr_console.print(f"round {shown[0]}/{config.rounds}: {shown[1]}")
                 progress.update(
-                    task, description=snapshot.stage, completed=snapshot.done,
+                    task, description=stage, completed=snapshot.done,
                     total=snapshot.total or None, round=snapshot.round, metrics=_metrics(snapshot),
                 )  # fmt: skip
             except KeyboardInterrupt:
@@ -109,6 +111,9 @@ def show_status(name: str | None, console: Console, details: bool = False) -> bo
                 console.print(rounds_table(title, rounds))
                 if campaign.error:
                     console.print(f"{campaign.name} failed: {campaign.error}", markup=False)
+                for r in rounds:
+                    if r.stage == Stage.JUDGE and r.tasks > r.tasks_done + r.tasks_expired:
+                        console.print(f"round {r.index}: {waiting_line(r.tasks_done, r.tasks)}")
                 if details:
                     for r in rounds:
                         if r.lc_missing:

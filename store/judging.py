@@ -78,7 +78,11 @@ class TaskCounts:
         return self.accepted / reviewed if reviewed else None
 
     def waiting(self) -> str:
-        return f"waiting for judgments: {self.done} of {self.total} done"
+        return waiting_line(self.done, self.total)
+
+
+def waiting_line(done: int, total: int) -> str:
+    return f"waiting for judgments: {done} of {total} done"
 
 
 def publish_tasks(session: Session, round_id: int, drafts: dict[int, dict[str, Any] | None]) -> int:

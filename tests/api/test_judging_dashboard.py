@@ -6,6 +6,7 @@ wrote. Nothing is fetched from outside the server and the page logs no error."""
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import urlparse
 
@@ -61,6 +62,18 @@ def open_judging_view(browser, url: str, token: str, problems: dict[str, list]):
     return page
 
 
+def first_progress(client: httpx.Client) -> dict:
+    """The first `progress` event of the campaign's stream."""
+    with client.stream("GET", "/api/v1/campaigns/people/events", timeout=60) as stream:
+        event = None
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: ") and event == "progress":
+                return json.loads(line.removeprefix("data: "))
+    raise AssertionError("the stream ended without a progress event")
+
+
 def next_shown(page, before: str | None) -> bool:
     """Waits for a new task or the no-task message; True when a task is shown."""
     page.wait_for_function(SHOWN, arg=before or "", timeout=TIMEOUT_MS)
@@ -84,6 +97,7 @@ def test_two_annotators_judge_in_the_dashboard_and_the_round_trains_on_their_wor
         assert operator.post("/api/v1/campaigns/people/launch").status_code == 202
         wait_until(lambda: operator.get("/api/v1/campaigns/people").json()["waiting"],
                    "the round waiting for judgments")  # fmt: skip
+        assert first_progress(operator)["waiting"] == "waiting for judgments: 0 of 6 done"
         pages = {name: open_judging_view(browser, url, tokens[name], problems) for name in tokens}
         shown = {name: next_shown(pages[name], None) for name in pages}
         skipped = False

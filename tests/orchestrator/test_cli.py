@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from tests.orchestrator.campaigns import save_tiny_policy
@@ -115,3 +116,54 @@ def test_status_pause_and_cancel_name_what_is_missing(tmp_path):
     for command in ("status", "pause", "cancel"):
         done = cutloop(command, "nope", env=env)
         assert done.returncode == 2 and "no campaign named 'nope'" in done.stderr
+
+
+def test_annotators_are_added_listed_and_revoked_and_their_judgments_train(tmp_path):
+    from sqlalchemy import select
+
+    from cut.examples import Polarity
+    from store.engine import make_engine, session_factory
+    from store.judging import Submission, claim_task, publish_tasks, submit_judgment
+    from store.models import Campaign
+    from store.schema import upgrade
+    from tests.store.factories import seeded_generations
+
+    url = f"sqlite:///{tmp_path / 'cutloop.db'}"
+    env = {"CUTLOOP_DATABASE_URL": url, "CUTLOOP_HOME": str(tmp_path / "home")}
+    added = cutloop("annotators", "add", "alice", env=env)
+    assert added.returncode == 0 and added.stdout.startswith("cla_")
+    twice = cutloop("annotators", "add", "alice", env=env)
+    assert (
+        twice.returncode == 2 and "exists" in twice.stderr and len(twice.stderr.splitlines()) == 1
+    )
+    assert cutloop("annotators", "revoke", "alice", env=env).returncode == 0
+    assert "revoked" in cutloop("annotators", "list", env=env).stdout
+
+    upgrade(url)
+    engine = make_engine(url)
+    with session_factory(engine).begin() as session:
+        _, round_, generations = seeded_generations(session, n_prompts=2)
+        campaign = session.scalars(select(Campaign)).one()
+        publish_tasks(session, round_.id, dict.fromkeys(generations))
+        for verdict in ("Too short.", "Perfect as it is."):
+            task = claim_task(session, round_.id, "alice", timedelta(minutes=1))
+            polarity = Polarity.POSITIVE if verdict.startswith("Perfect") else Polarity.NEGATIVE
+            submit_judgment(session, task, "alice", Submission(verdict, polarity, ((0, 6),)))
+        name, index = campaign.name, round_.index
+    engine.dispose()
+    exported = tmp_path / "judged.json"
+    done = cutloop("export", name, "--round", str(index), "--judgments", "-o", str(exported),
+                   env=env)  # fmt: skip
+    assert done.returncode == 0 and "2 judgments written" in done.stderr
+    records = json.loads(exported.read_text())
+    assert sorted((r["judgment"], r["annotator"], r["spans"]) for r in records) == [
+        ("Perfect as it is.", "alice", [[0, 6]]), ("Too short.", "alice", [[0, 6]])
+    ]  # fmt: skip
+    policy = save_tiny_policy(tmp_path / "policy")
+    trained = cutloop(
+        "train", "--model", str(policy), "--data", str(exported), "--out", str(tmp_path / "o"),
+        "--batch-size", "2", "--micro-batch-size", "2", "--precision", "fp32",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    report = json.loads((tmp_path / "o" / "train_report.json").read_text())
+    assert report["steps"]

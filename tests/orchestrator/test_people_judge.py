@@ -14,14 +14,16 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from io import StringIO
 from pathlib import Path
 
 import yaml
+from rich.console import Console
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cut.examples import Polarity
-from orchestrator.campaign_run import run_campaign
+from orchestrator.campaign_run import run_campaign, show_status
 from store.judging import HUMAN, Submission, claim_task, reject_draft, submit_judgment
 from store.models import (
     CampaignStatus,
@@ -93,6 +95,9 @@ def test_at_the_deadline_the_round_trains_on_what_was_judged(store_env, sessions
     judge = {"kind": "human", "deadline_s": 8, "poll_s": 0.2}
     thread, outcome = in_background(tiny_campaign("late", policy, rounds=1, judge=judge))
     wait_for(lambda: published(sessions) == 6, "the tasks published", thread.is_alive)
+    shown = StringIO()
+    show_status("late", Console(file=shown, width=200))  # as `cutloop status` shows it
+    assert "round 1: waiting for judgments: 0 of 6 done" in shown.getvalue()
     decided = judge_tasks(sessions, lambda task, i: written(i), 2)
     thread.join(timeout=DEADLINE_S)
     assert outcome["result"].status == CampaignStatus.DONE, outcome["result"].error
