@@ -54,7 +54,10 @@ class JudgmentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     text: str = Field(
-        min_length=1, max_length=20_000, pattern=r"\S", description="the judgment, in words"
+        min_length=1,
+        max_length=20_000,
+        pattern=r"^[^\x00]*[^\s\x00][^\x00]*$",
+        description="the judgment, in words",
     )
     polarity: Polarity = Field(description="negative: the answer has a fault to unlearn")
     spans: list[tuple[int, int]] = Field(
@@ -67,7 +70,7 @@ class JudgmentIn(BaseModel):
 
 class AnnotatorIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\s\x00]([^\x00]*[^\s\x00])?$")
 
 
 class AnnotatorToken(BaseModel):

@@ -32,6 +32,7 @@ class InvalidInput(BaseModel):
 
 
 WHY = {
+    400: "the body is not JSON (or not UTF-8)",
     401: "the bearer token is missing or wrong",
     403: "the token is an annotator's: it judges answers and does nothing else",
     404: "no such campaign, round, answer or task",

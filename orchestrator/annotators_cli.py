@@ -42,8 +42,9 @@ def _refused(error: Exception) -> typer.Exit:
 
 @annotators_app.command("add")
 def add(name: Name) -> None:
-    """Add an annotator and print their token: it is shown once (only its sha256 is
-    stored). A revoked annotator gets a new token."""
+    """Add an annotator and print their token, which is shown once.
+
+    Only the token's sha256 is stored. A revoked annotator gets a new token."""
     from store.annotators import add_annotator
     from store.errors import StoreError
 

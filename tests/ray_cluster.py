@@ -6,6 +6,7 @@ processes (never `ray stop`, which would also stop the session's local Ray)."""
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 import psutil
 
 RAY = str(Path(sys.executable).with_name("ray"))
+RAY_WORKER_PORTS_END = 20_000
 
 
 @dataclass(frozen=True)
@@ -29,9 +31,19 @@ class NodeSpec:
 
 
 def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A free port between Ray's worker ports (10002-19999, its defaults) and the
+    kernel's ephemeral range: a port the kernel handed out (bind to 0) and released can
+    go to the next process that binds to 0 — one of Ray's, started before the service
+    this port is for (a flake seen on 2026-12-07)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.sample(range(RAY_WORKER_PORTS_END, low), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port between {RAY_WORKER_PORTS_END} and {low}")
 
 
 def _start(args: list[str], spec: NodeSpec, temp_dir: str) -> None:

@@ -155,7 +155,7 @@ def claim(
     status_code=201,
     responses={
         200: {"model": TaskOut, "description": "this judgment, stored before"},
-        **problems(401, 404, 409, 422),
+        **problems(400, 401, 404, 409, 422),
     },
 )
 def judge(
@@ -247,7 +247,7 @@ def me(annotator: AnnotatorName) -> Me:
     response_model=AnnotatorToken,
     status_code=201,
     dependencies=[Depends(require_token)],
-    responses=problems(401, 403, 409, 422),
+    responses=problems(400, 401, 403, 409, 422),
 )
 def add(given: AnnotatorIn, state: State) -> AnnotatorToken:
     """Add an annotator (operator only); the token in the reply is shown once."""
