@@ -24,6 +24,7 @@ from api.judging_schemas import (
 )
 from api.schemas import Page, problems
 from cut.spans import check_spans
+from orchestrator.config import HumanJudgeSettings
 from store.annotators import add_annotator
 from store.errors import StoreError
 from store.judging import (
@@ -41,7 +42,7 @@ from store.models import Campaign, Generation, JudgingTask, Judgment, Prompt, Ro
 router = APIRouter(prefix="/api/v1", tags=["judging"])
 TASKS = "/campaigns/{name}/rounds/{index}/tasks"
 TaskId = Annotated[int, Path(ge=1, description="the task's id")]
-DEFAULT_LEASE_S = 600.0
+DEFAULT_LEASE_S = HumanJudgeSettings.model_fields["lease_s"].default
 
 
 def task_out(
