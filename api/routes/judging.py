@@ -5,8 +5,9 @@ once (200 with the stored one)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from sqlalchemy.orm import Session
@@ -42,6 +43,7 @@ from store.models import Campaign, Generation, JudgingTask, Judgment, Prompt, Ro
 router = APIRouter(prefix="/api/v1", tags=["judging"])
 TASKS = "/campaigns/{name}/rounds/{index}/tasks"
 TaskId = Annotated[int, Path(ge=1, description="the task's id")]
+Result = TypeVar("Result")
 DEFAULT_LEASE_S = HumanJudgeSettings.model_fields["lease_s"].default
 
 
@@ -103,6 +105,18 @@ def _task(db: Session, round_: Round, task_id: int) -> JudgingTask:
     if task is None:
         raise HTTPException(404, f"round {round_.index} has no task {task_id}")
     return task
+
+
+def _committed(db: Session, change: Callable[[], Result]) -> Result:
+    """`change`'s result, committed before the reply; a TaskConflict is a 409 and
+    leaves the store as it was."""
+    try:
+        result = change()
+    except TaskConflict as error:
+        db.rollback()
+        raise HTTPException(409, str(error)) from None
+    db.commit()
+    return result
 
 
 JUDGING_ERRORS = problems(401, 404, 409)
@@ -187,12 +201,7 @@ def judge(
             ],
         ) from None
     submission = Submission(given.text, given.polarity, spans)
-    try:
-        _, stored_now = submit_judgment(db, task, annotator, submission)
-    except TaskConflict as error:
-        db.rollback()
-        raise HTTPException(409, str(error)) from None
-    db.commit()
+    _, stored_now = _committed(db, lambda: submit_judgment(db, task, annotator, submission))
     response.status_code = 201 if stored_now else 200
     return _out(db, task, round_)
 
@@ -208,12 +217,7 @@ def reject(
     """Throw the task's draft away (judge kind review): nothing of it is trained on."""
     _people_judge(found)
     task = _task(db, round_, task_id)
-    try:
-        reject_draft(db, task, annotator)
-    except TaskConflict as error:
-        db.rollback()
-        raise HTTPException(409, str(error)) from None
-    db.commit()
+    _committed(db, lambda: reject_draft(db, task, annotator))
     return _out(db, task, round_)
 
 
@@ -228,12 +232,7 @@ def skip(
     """Give the task back to the queue, behind the tasks skipped fewer times."""
     _people_judge(found)
     task = _task(db, round_, task_id)
-    try:
-        skip_task(db, task, annotator)
-    except TaskConflict as error:
-        db.rollback()
-        raise HTTPException(409, str(error)) from None
-    db.commit()
+    _committed(db, lambda: skip_task(db, task, annotator))
     return _out(db, task, round_)
 
 
