@@ -316,19 +316,38 @@ def export(
             "approved instead, as judged data `cutloop train` reads.",
         ),
     ] = False,
+    to: Annotated[
+        Path | None,
+        typer.Option(
+            "--to",
+            help="Copy the round's checkpoint to this new directory instead, with a model "
+            "card and the campaign's config.",
+        ),
+    ] = None,
 ) -> None:
     """Write a round's eval answers as AlpacaEval's model_outputs.json.
 
     E.g. for `alpaca_eval --model_outputs FILE`. With `--judgments`, the judgments people
-    wrote or approved, in the reference JSON format."""
+    wrote or approved, in the reference JSON format; with `--to DIR`, the round's
+    checkpoint with its model card, as `huggingface-cli upload` takes it."""
     import json
 
     from orchestrator.exports import model_outputs, people_judgments
+    from orchestrator.model_card import export_checkpoint
     from store.engine import make_engine, session_factory
     from store.schema import upgrade
 
     upgrade()
     engine = make_engine()
+    if to is not None:
+        try:
+            with session_factory(engine)() as session:
+                print(export_checkpoint(session, name, round_index, to))
+        except LookupError as error:
+            raise fail(str(error)) from None
+        finally:
+            engine.dispose()
+        return
     try:
         with session_factory(engine)() as session:
             export_round = people_judgments if judgments else model_outputs

@@ -5,6 +5,7 @@ against round 0 on them."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict
 
@@ -31,6 +32,8 @@ from store.models import EvalItem, EvalRun, Round, Stage
 from store.results import sha256_text
 from workers.engine import SamplingConfig
 from workers.failpoints import failpoint
+
+logger = logging.getLogger(__name__)
 
 
 # --- evaluate -----------------------------------------------------------------------
@@ -180,3 +183,22 @@ def evaluate(context: RoundContext, round_id: int, index: int) -> None:
         )  # fmt: skip
 
     commit_stage(context, round_id, Stage.EVALUATE, summarise)
+    if index > 0:
+        describe_checkpoint(context, round_id, index)
+
+
+def describe_checkpoint(context: RoundContext, round_id: int, index: int) -> None:
+    """The round's checkpoint gets its model card and the campaign's config, on the
+    trainer's node where it lives, once its evaluation is stored."""
+    import ray
+
+    from orchestrator.model_card import card_files
+
+    with context.sessions() as session:
+        round_ = session.get_one(Round, round_id)
+        files = card_files(session, round_.campaign, round_)
+        location = context.checkpoint_location(session, index)
+    try:
+        ray.get(context.workers.trainer().describe.remote(location, files))
+    except Exception:  # the round is done and stored: a card is not worth failing it
+        logger.warning("round %d: no model card written to %s", index, location, exc_info=True)

@@ -165,6 +165,14 @@ class Trainer:
             raise SwapError(f"{location}: no LoRA delta on the trainer's node")
         return delta
 
+    def describe(self, location: str, files: dict[str, str]) -> None:
+        """Write text files (the model card, the campaign's config) into a checkpoint on
+        this node, if it is still there; its digest covers only the weights."""
+        if not Path(location).is_dir():
+            return
+        for name, text in files.items():
+            (Path(location) / name).write_text(text)
+
     def prune(self, locations: list[str]) -> list[str]:
         """Delete these checkpoints from this node; returns those that were there."""
         removed = [x for x in locations if Path(x).is_dir()]

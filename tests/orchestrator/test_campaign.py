@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from huggingface_hub import ModelCard
 from sqlalchemy import select
 from transformers import AutoModelForCausalLM
 
@@ -93,6 +94,11 @@ def test_a_campaign_runs_every_stage_of_every_round_and_records_it(store_env, se
         checkpoints = list(s.scalars(select(Checkpoint).order_by(Checkpoint.version)))
         assert [c.version for c in checkpoints] == [1, 2]
         assert checkpoints[1].parent_id == checkpoints[0].id
+        for checkpoint in checkpoints:  # each describes itself: its card and config
+            card = ModelCard.load(Path(checkpoint.location) / "README.md")
+            assert card.data.base_model == str(policy) and "lora" not in card.data.tags
+            assert f"# full, round {checkpoint.version}" in card.text
+            assert (Path(checkpoint.location) / "cutloop-campaign.yaml").is_file()
         runs = list(s.scalars(select(EvalRun).order_by(EvalRun.round_id)))
         assert [r.n for r in runs] == [5, 5, 5] and all(r.failed == 0 for r in runs)
         # round 0 is its own reference: every item a tie, no annotator needed

@@ -5,6 +5,9 @@ generators merge the round's LoRA delta."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 from sqlalchemy import select
 
@@ -44,6 +47,8 @@ def test_a_gpt2_policy_trains_a_lora_round_and_the_generators_serve_it(
             select(EvalItem).where(EvalItem.eval_run_id == run.id).order_by(EvalItem.position)
         ).all()
         instructions, served = [i.instruction for i in items], [i.output for i in items]
+    card = ModelCard.load(Path(checkpoint.location) / "README.md")  # a LoRA round, it says
+    assert "lora" in card.data.tags and "LoRA (rank 16), merged" in card.text
     # only the LoRA targets changed: every Conv1D weight of both blocks
     before = load_file(policy / "model.safetensors")
     after = load_file(f"{checkpoint.location}/model.safetensors")
