@@ -118,9 +118,26 @@ def train(
     align_p_ratio: Annotated[float | None, typer.Option(help="Positives per negative.")] = None,
     precision: Annotated[str | None, typer.Option(help="auto, fp32 or bf16.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    report_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A tracker that gets every step: tensorboard, mlflow, wandb or "
+            "trackio (repeat it for several); its files go to OUT/tracking."
+        ),
+    ] = None,
 ) -> None:
     """Align a model offline with CUT on a file of judged examples."""
     from cut.datafile import DataFileError, load_judged_file
+    from orchestrator.config import TrackingSettings
+    from orchestrator.tracking import missing_trackers
+
+    try:
+        tracking = TrackingSettings(report_to=report_to or [])
+    except ValidationError as error:
+        raise fail(f"--report-to: {error.errors()[0]['msg']}") from None
+    missing = missing_trackers(tracking)
+    if missing:
+        raise fail(missing[0])
 
     settings = _cut_config(
         config,
@@ -144,6 +161,17 @@ def train(
         directory = train_offline(model, judged, out, settings, Console())
     except ValueError as error:
         raise fail(str(error)) from None
+    if tracking.report_to:
+        import json
+
+        from cut.reports import StepMetrics
+        from orchestrator.offline import REPORT_FILE
+        from orchestrator.tracking import report_training
+
+        steps = json.loads((directory / REPORT_FILE).read_text())["steps"]
+        params = {"model": model, "data": str(data), "cut": settings.model_dump(mode="json")}
+        report_training(tracking, directory / "tracking", directory.name, params,
+                        [StepMetrics(**s) for s in steps])  # fmt: skip
     print(directory)
 
 

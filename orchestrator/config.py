@@ -137,6 +137,23 @@ JudgeSettings = Annotated[
 PeopleJudgeSettings = HumanJudgeSettings | ReviewJudgeSettings
 
 
+Tracker = Literal["tensorboard", "mlflow", "wandb", "trackio"]
+
+
+class TrackingSettings(_Strict):
+    report_to: list[Tracker] = Field(
+        [], description="experiment trackers that get every training step and every round's "
+        "metrics, one run per campaign (each an optional extra: pip install 'cutloop[NAME]')",
+    )  # fmt: skip
+    project: str = Field(
+        "cutloop", description="the wandb or trackio project, the MLflow experiment"
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow's tracking server or store (None: $MLFLOW_TRACKING_URI, "
+        "else a SQLite store in the campaign's directory, tracking/mlflow.db)",
+    )  # fmt: skip
+
+
 class FileInstructions(_Strict):
     kind: Literal["file"] = Field("file", description="your own instructions, from a file")
     path: Path = Field(
@@ -262,6 +279,9 @@ class CampaignConfig(_Strict):
     )
     evaluation: EvaluationSettings = Field(
         EvaluationSettings(), description="how every round, round 0 included, is scored"
+    )
+    tracking: TrackingSettings = Field(
+        TrackingSettings(), description="experiment trackers the campaign reports to"
     )
     seed: int = Field(
         42,

@@ -30,6 +30,7 @@ from orchestrator.models import resolve_model
 from orchestrator.round_context import RoundContext, Snapshot, StageTimes, Stopped
 from orchestrator.rounds import run_round
 from orchestrator.runtime import CampaignWorkers
+from orchestrator.tracking import Reporter, missing_trackers
 from store.campaigns import (
     campaign_by_name,
     campaign_status,
@@ -95,8 +96,9 @@ class RoundHeld(RuntimeError):
     """Another live runner holds the round: the campaign is its to run and to report."""
 
 
-class Unjudgeable(ValueError):
-    """The campaign's judge or annotator cannot judge its instructions (judgeability.py)."""
+class CannotStart(ValueError):
+    """The campaign's judge or annotator cannot judge its instructions (judgeability.py),
+    or a tracker it reports to is not installed (tracking.py)."""
 
 
 @dataclass
@@ -177,7 +179,7 @@ class CampaignDriver:
             return self._run()
         except RoundHeld as error:
             return CampaignOutcome(CampaignStatus.FAILED, str(error))
-        except Unjudgeable as error:  # e.g. a launched campaign's file changed since
+        except CannotStart as error:  # e.g. a launched campaign's file changed since
             self._record_refusal(str(error))
             return CampaignOutcome(CampaignStatus.FAILED, str(error))
         except Exception as error:
@@ -203,9 +205,9 @@ class CampaignDriver:
             engine.dispose()
 
     def _run(self) -> CampaignOutcome:
-        problems = judging_problems(self.config)
+        problems = judging_problems(self.config) + missing_trackers(self.config.tracking)
         if problems:
-            raise Unjudgeable("; ".join(problems))
+            raise CannotStart("; ".join(problems))
         upgrade(self.database_url)
         engine = make_engine(self.database_url)
         sessions = session_factory(engine)
@@ -219,8 +221,11 @@ class CampaignDriver:
         workers = CampaignWorkers(self.config, policy, self.campaign_dir, identity)
         logger.info("placement of %s: %s", self.config.name, " / ".join(workers.plan.describe()))
         outcome = CampaignOutcome(CampaignStatus.DONE)
+        reporter = Reporter(self.config, self.campaign_dir)
         try:
             for index in range(self.config.rounds + 1):
+                with sessions() as session:  # what a run before this one left unreported
+                    reporter.report(session, campaign.id)
                 with sessions.begin() as session:
                     round_ = ensure_round(session, campaign, index)
                 if round_.status == RoundStatus.DONE:
@@ -252,9 +257,12 @@ class CampaignDriver:
                     lease.stop()
                     with sessions.begin() as session:
                         release_round(session, round_.id, self.runner)
+            with sessions() as session:
+                reporter.report(session, campaign.id)
             with sessions.begin() as session:
                 set_campaign_status(session, campaign.id, CampaignStatus.DONE)
             return outcome
         finally:
+            reporter.close()
             workers.shutdown()
             engine.dispose()

@@ -22,13 +22,14 @@ logger = logging.getLogger(__name__)
 
 FORWARDED_ENV = ("CUTLOOP_HOME", "CUTLOOP_DATABASE_URL", "CUTLOOP_FAILPOINT",
                  "CUTLOOP_FAILPOINT_MARKER", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
-                 "HF_TOKEN")  # fmt: skip
+                 "HF_TOKEN", "WANDB_MODE", "WANDB_API_KEY", "MLFLOW_TRACKING_URI")  # fmt: skip
 
 
 def forwarded_environment() -> dict[str, str]:
-    """cutloop's own settings and the Hugging Face token (gated models load on every
-    node), for actors on machines that did not inherit this process's environment. The
-    judge's API keys are not forwarded: the judge runs beside the driver."""
+    """cutloop's own settings, the Hugging Face token (gated models load on every node)
+    and the trackers' settings (the driver reports to them), for actors on machines that
+    did not inherit this process's environment. The judge's API keys are not forwarded:
+    the judge runs beside the driver."""
     return {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
 
 

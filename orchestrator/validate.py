@@ -15,6 +15,7 @@ from orchestrator.instructions import eval_items, train_instructions
 from orchestrator.judgeability import judging_problems
 from orchestrator.launcher import memory_requests
 from orchestrator.models import BUNDLED_MODELS, bundled_directory
+from orchestrator.tracking import missing_trackers
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ def review_campaign(config: CampaignConfig, home: Path | None = None) -> Review:
     _eval_set(config, review)
     if not review.problems:  # the files read: can the judge and annotator judge them?
         review.problems += map(Problem.parse, judging_problems(config))
+    review.problems += map(Problem.parse, missing_trackers(config.tracking))
     policy = _policy(config, review, home)
     if policy is not None:
         _training_memory(config, policy, review)

@@ -163,7 +163,12 @@ def test_annotators_are_added_listed_and_revoked_and_their_judgments_train(tmp_p
     trained = cutloop(
         "train", "--model", str(policy), "--data", str(exported), "--out", str(tmp_path / "o"),
         "--batch-size", "2", "--micro-batch-size", "2", "--precision", "fp32",
+        "--report-to", "tensorboard",
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     report = json.loads((tmp_path / "o" / "train_report.json").read_text())
-    assert report["steps"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "o" / "tracking" / "tensorboard"))
+    events.Reload()  # every step went to the tracker too
+    assert [e.step for e in events.Scalars("train/loss")] == [s["step"] for s in report["steps"]]
