@@ -73,9 +73,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tiers = tiers_of(item)
         for tier in sorted(tiers):
             item.add_marker(tier)
-        # one pytest-xdist worker for SmolLM2's and vLLM's memory, and for the programs
-        # that start a Ray of their own: the two together filled a 24 GB machine once
-        if tiers & {"model", "e2e"}:
+        if "model" in tiers:  # one pytest-xdist worker: SmolLM2's and vLLM's memory once
             item.add_marker(pytest.mark.xdist_group("model"))
         (tiered if tiers else unit).append(item)
     if config.getoption("--unit"):
