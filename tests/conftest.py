@@ -67,6 +67,8 @@ def tiers_of(item: pytest.Item) -> set[str]:
     return tiers
 
 
+# before pytest-xdist's worker reads `xdist_group` in its own hook of this name
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     unit, tiered = [], []
     for item in items:

@@ -61,6 +61,10 @@ def test_a_killed_campaign_reports_every_step_and_round_to_its_trackers_once(
     path = tmp_path / "campaign.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
     assert kill_at("build", path, env, tmp_path / "killed.log") < 0  # round 0 reported
+    # the next generate is round 2's: round 1's steps are reported by then
+    assert kill_at("generate", path, env, tmp_path / "killed-again.log") < 0
+    tracking = Path(cutloop_env["CUTLOOP_HOME"]) / "campaigns" / "tracked" / "tracking"
+    assert json.loads((tracking / "state.json").read_text())["rounds"] == [0, 1]
     assert kill_at(None, path, env, tmp_path / "resumed.log") == 0
     with sessions() as s:
         campaign = s.scalars(select(Campaign)).one()
@@ -74,7 +78,6 @@ def test_a_killed_campaign_reports_every_step_and_round_to_its_trackers_once(
             select(EvalRun.prompt_strict).join(Round, Round.id == EvalRun.round_id)
             .where(Round.campaign_id == campaign.id).order_by(Round.index)
         ))  # fmt: skip
-    tracking = Path(cutloop_env["CUTLOOP_HOME"]) / "campaigns" / "tracked" / "tracking"
     state = json.loads((tracking / "state.json").read_text())
     assert state["rounds"] == [0, 1, 2] and len(losses) > 2 and len(strict) == 3
 
