@@ -1,7 +1,8 @@
 """OpenAI judge throughput against the test server at 200 ms latency: 500 judgments at
 concurrency 1, 8, 32 and 64, against the ideal of concurrency / latency requests per
-second. The server runs in its own process, as a real endpoint would. Prints one JSON
-line.
+second. Each concurrency runs twice side by side: as a campaign runs the judge (its
+cache and spending in files: durable budgets) and with both in memory. The server runs
+in its own process, as a real endpoint would. Prints one JSON line.
 
     .venv/bin/python bench/judge_throughput.py [--n 500] [--latency 0.2]
 """
@@ -11,15 +12,36 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from judge.base import JudgeRequest, JudgmentStatus
+from judge.cache import JudgmentCache
 from judge.openai_judge import OpenAIJudge, OpenAIJudgeConfig
+from judge.spending import Spending
+
+
+def judged_per_s(config: OpenAIJudgeConfig, n: int, files: Path | None) -> float:
+    """Requests per second judging `n` new answers; with `files`, the cache and spending
+    live there as in a campaign (orchestrator/judging.py)."""
+    judge = OpenAIJudge(config)
+    if files is not None:
+        files.mkdir()
+        judge = OpenAIJudge(
+            config, JudgmentCache(files / "cache.jsonl"), Spending(files / "spending.jsonl")
+        )
+    requests = [JudgeRequest(f"q{config.concurrency}-{i}", f"answer {i}") for i in range(n)]
+    started = time.perf_counter()
+    results = judge.judge(requests)
+    seconds = time.perf_counter() - started
+    assert all(r.status == JudgmentStatus.OK for r in results)
+    return n / seconds
 
 
 def main() -> None:
@@ -36,20 +58,21 @@ def main() -> None:
         base_url = server.stdout.readline().strip()  # printed once the socket listens
         warm_up = OpenAIJudgeConfig(base_url=base_url, api_key_env="CUTLOOP_BENCH_KEY")
         OpenAIJudge(warm_up).judge([JudgeRequest("warm-up", "imports and first connection")])
+        scratch = Path(tempfile.mkdtemp(prefix="cutloop-judge-bench-"))
         for concurrency in args.concurrency:
             config = OpenAIJudgeConfig(
                 base_url=base_url, api_key_env="CUTLOOP_BENCH_KEY", concurrency=concurrency
             )
-            requests = [JudgeRequest(f"q{concurrency}-{i}", f"answer {i}") for i in range(args.n)]
-            started = time.perf_counter()
-            results = OpenAIJudge(config).judge(requests)
-            seconds = time.perf_counter() - started
-            assert all(r.status == JudgmentStatus.OK for r in results)
-            rate = args.n / seconds
-            out[f"requests_per_s_at_{concurrency}"] = rate
-            out[f"ratio_to_ideal_at_{concurrency}"] = rate / (concurrency / args.latency)
-            print(f"[bench] concurrency {concurrency}: {rate:.1f} req/s", file=sys.stderr)
+            ideal = concurrency / args.latency
+            durable = judged_per_s(config, args.n, scratch / f"c{concurrency}")
+            in_memory = judged_per_s(config, args.n, None)
+            out[f"requests_per_s_at_{concurrency}"] = durable
+            out[f"ratio_to_ideal_at_{concurrency}"] = durable / ideal
+            out[f"in_memory_ratio_to_ideal_at_{concurrency}"] = in_memory / ideal
+            print(f"[bench] concurrency {concurrency}: {durable:.1f} req/s "
+                  f"({in_memory:.1f} in memory)", file=sys.stderr)  # fmt: skip
         server.terminate()
+        shutil.rmtree(scratch)
     print(json.dumps(out))
 
 

@@ -57,9 +57,12 @@ class Plan:
 
     def describe(self) -> list[str]:
         if not self.gpus:
+            trainer = (
+                f"a trainer of {_gb(self.trainer_memory)}" if self.trainer_memory else "no trainer"
+            )
             return [
                 f"CPU: {self.replicas} generator replica(s) of {_gb(self.generator_memory)} "
-                f"and a trainer of {_gb(self.trainer_memory)} RAM, placed by Ray by memory"
+                f"and {trainer} RAM, placed by Ray by memory"
             ]
         lines = [f"GPU placement group of {len(self.bundles)} whole-GPU bundle(s):"]
         for i, bundle in enumerate(self.bundles):
@@ -83,7 +86,8 @@ def make_plan(config: CampaignConfig, nodes: list[NodeResources]) -> Plan:
     """The plan for `config` on these nodes, or PlacementError saying what does not fit."""
     generator, replicas = config.generator, config.generator.replicas
     generator_memory = generator.memory_gb * GB
-    trainer_memory = config.trainer.memory_gb * GB
+    trains = config.rounds > 0  # an evaluation alone (`cutloop eval`) starts no trainer
+    trainer_memory = config.trainer.memory_gb * GB if trains else 0.0
     total_gpus = sum(math.floor(n.gpus) for n in nodes)
     if total_gpus == 0:
         plan = Plan(replicas, generator_memory, trainer_memory)
@@ -101,7 +105,8 @@ def make_plan(config: CampaignConfig, nodes: list[NodeResources]) -> Plan:
         bundles += [{"GPU": 1.0, "memory": generator_memory}] * (replicas - 1)
     else:
         bundles = [{"GPU": 1.0, "memory": generator_memory}] * replicas
-        bundles.append({"GPU": 1.0, "memory": trainer_memory})
+        if trains:
+            bundles.append({"GPU": 1.0, "memory": trainer_memory})
     plan = Plan(replicas, generator_memory, trainer_memory, tuple(bundles), colocate, share)
     if len(bundles) > total_gpus:
         hint = (

@@ -42,6 +42,15 @@ def test_a_cpu_cluster_places_by_memory_alone():
         make_plan(config(replicas=2, generator=5, trainer=5), [node(0, 8), node(0, 6)])
 
 
+def test_an_evaluation_alone_reserves_nothing_for_a_trainer_it_never_starts():
+    evaluation = config(generator=4, trainer=8).model_copy(update={"rounds": 0})
+    plan = make_plan(evaluation, [node(0, 6)])
+    assert plan.trainer_memory == 0 and "and no trainer RAM" in plan.describe()[0]
+    assert make_plan(evaluation, [node(2, 64)]).bundles == ({"GPU": 1.0, "memory": 4 * GB},)
+    with pytest.raises(PlacementError, match=r"trainer.memory_gb=8 is more than any Ray node"):
+        make_plan(config(generator=4, trainer=8), [node(0, 6)])
+
+
 def test_each_actor_gets_a_whole_gpu_when_there_are_enough():
     plan = make_plan(config(replicas=2), [node(4, 64)])
     assert plan.bundles == ({"GPU": 1.0, "memory": GB},) * 3

@@ -52,6 +52,7 @@ def _scalars(directory: Path, tag: str) -> list[tuple[int, float]]:
     return [(e.step, e.value) for e in events.Scalars(tag)]
 
 
+@sqlite_only  # three runs of a campaign; the reporter reads the store through its summaries
 def test_a_killed_campaign_reports_every_step_and_round_to_its_trackers_once(
     db_url, sessions, tmp_path, cutloop_env
 ):
