@@ -144,7 +144,10 @@ class AlpacaEvalAnnotator:
 
     async def _call_all(self, prompts: list[str], params: dict[str, Any]) -> list[ChatReply]:
         async with self.caller:
-            return list(await asyncio.gather(*(self._call(p, params) for p in prompts)))
+            try:
+                return list(await asyncio.gather(*(self._call(p, params) for p in prompts)))
+            finally:
+                self._cache.sync()
 
     async def _call(self, prompt: str, params: dict[str, Any]) -> ChatReply:
         key = cache_key(self.name, self.model, prompt)

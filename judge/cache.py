@@ -12,7 +12,7 @@ from typing import Any
 
 from cut.examples import Polarity
 from judge.base import JudgmentResult
-from judge.jsonlines import append_json_line, read_json_lines
+from judge.jsonlines import JsonLinesAppender, read_json_lines
 
 
 def cache_key(*parts: str) -> str:
@@ -27,6 +27,7 @@ class JsonLinesCache:
         self.path = Path(path) if path else None
         self._entries: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._file = JsonLinesAppender(self.path) if self.path else None
         if self.path:
             self._entries = {entry["key"]: entry for entry in read_json_lines(self.path)}
 
@@ -40,8 +41,13 @@ class JsonLinesCache:
         entry = {"key": key, **entry}
         with self._lock:
             self._entries[key] = entry
-            if self.path:
-                append_json_line(self.path, entry)
+            if self._file is not None:
+                self._file.append(entry)
+
+    def sync(self) -> None:
+        """On disk, past a power loss (the end of a batch of calls)."""
+        if self._file is not None:
+            self._file.sync()
 
 
 class JudgmentCache:
@@ -52,6 +58,9 @@ class JudgmentCache:
 
     def __len__(self) -> int:
         return len(self._lines)
+
+    def sync(self) -> None:
+        self._lines.sync()
 
     def get(self, key: str, judge_name: str) -> JudgmentResult | None:
         entry = self._lines.get(key)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -25,3 +26,29 @@ def append_json_line(path: Path, entry: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
+class JsonLinesAppender:
+    """Appends to one file through a descriptor kept open (O_APPEND), each entry one
+    write(2): in the kernel when `append` returns, so a killed process loses none, at a
+    fraction of the cost of opening the file per entry (a judge appends up to three lines
+    per paid call, hundreds of calls a second). `sync` (at the end of a batch) makes the
+    entries survive a power loss too; until then such a loss may take the batch's last
+    entries."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def append(self, entry: dict[str, Any]) -> None:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            weakref.finalize(self, os.close, self._fd)
+        line = memoryview((json.dumps(entry, ensure_ascii=False) + "\n").encode())
+        while line:  # a regular file writes whole lines but for a full disk
+            line = line[os.write(self._fd, line) :]
+
+    def sync(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)

@@ -119,6 +119,7 @@ class ChatCaller:
         return self
 
     async def __aexit__(self, *exc_info) -> None:
+        self.spending.sync()  # the batch's calls on disk, past a power loss
         await self._client.close()
 
     async def chat(self, model: str, messages: list[dict[str, str]], **params) -> ChatReply:

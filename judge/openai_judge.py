@@ -70,7 +70,10 @@ class OpenAIJudge:
         on_result: Callable[[JudgmentResult], None] | None = None,
     ) -> list[JudgmentResult]:
         async with self.caller:
-            return list(await asyncio.gather(*(self._one(r, on_result) for r in requests)))
+            try:
+                return list(await asyncio.gather(*(self._one(r, on_result) for r in requests)))
+            finally:
+                self.cache.sync()
 
     async def _one(self, request: JudgeRequest, on_result) -> JudgmentResult:
         key = cache_key(self._template, self.config.model, request.instruction, request.response)

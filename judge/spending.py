@@ -1,17 +1,19 @@
 """What a paid endpoint has cost so far: calls made and tokens used. With a file, every
 call and its tokens are appended as they happen, so a budget (max_calls,
-max_total_tokens) holds over a campaign's life, across restarts, not per process."""
+max_total_tokens) holds over a campaign's life, across restarts, not per process
+(judge/jsonlines.py says what survives a kill and a power loss)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from judge.jsonlines import append_json_line, read_json_lines
+from judge.jsonlines import JsonLinesAppender, read_json_lines
 
 
 class Spending:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else None
+        self._file = JsonLinesAppender(self.path) if self.path else None
         self.calls = 0
         self.total_tokens = 0
         for entry in read_json_lines(self.path) if self.path else []:
@@ -23,5 +25,10 @@ class Spending:
         its tokens when they are known."""
         self.calls += calls
         self.total_tokens += tokens
-        if self.path:
-            append_json_line(self.path, {"calls": calls, "tokens": tokens})
+        if self._file is not None:
+            self._file.append({"calls": calls, "tokens": tokens})
+
+    def sync(self) -> None:
+        """On disk, past a power loss (the end of a batch of calls)."""
+        if self._file is not None:
+            self._file.sync()

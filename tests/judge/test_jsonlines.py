@@ -1,8 +1,12 @@
 """Append-only JSON-lines files survive a kill mid-append."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 from judge.base import JudgmentStatus
 from judge.cache import JudgmentCache
-from judge.jsonlines import append_json_line, read_json_lines
+from judge.jsonlines import JsonLinesAppender, append_json_line, read_json_lines
 from judge.openai_judge import OpenAIJudge, OpenAIJudgeConfig
 from judge.spending import Spending
 from tests.judge.fake_openai import FakeOpenAI
@@ -35,3 +39,26 @@ def test_a_judge_restarts_on_a_torn_cache_and_spending_file(tmp_path):
         assert [r.status for r in results[2:]] == [JudgmentStatus.OK, JudgmentStatus.FAILED]
         assert "budget exhausted: max_calls=3" in results[3].error
         assert len(server.requests) == 3
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from judge.jsonlines import JsonLinesAppender
+appender = JsonLinesAppender(Path(sys.argv[1]))
+for n in range(1000):
+    appender.append({"n": n, "text": "é" * 50})
+os.kill(os.getpid(), signal.SIGKILL)  # no close, no sync, no exit handlers
+"""
+
+
+def test_every_appended_line_is_in_the_file_after_its_writer_is_killed(tmp_path):
+    path = tmp_path / "spending.jsonl"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(path)], cwd=root)
+    assert done.returncode == -9
+    assert read_json_lines(path) == [{"n": n, "text": "é" * 50} for n in range(1000)]
+    appender = JsonLinesAppender(path)  # a restart appends after them
+    appender.append({"n": 1000})
+    appender.sync()
+    assert read_json_lines(path)[-1] == {"n": 1000} and len(read_json_lines(path)) == 1001
