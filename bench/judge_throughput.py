@@ -30,12 +30,11 @@ from judge.spending import Spending
 def judged_per_s(config: OpenAIJudgeConfig, n: int, files: Path | None) -> float:
     """Requests per second judging `n` new answers; with `files`, the cache and spending
     live there as in a campaign (orchestrator/judging.py)."""
-    judge = OpenAIJudge(config)
+    cache, spending = None, None
     if files is not None:
         files.mkdir()
-        judge = OpenAIJudge(
-            config, JudgmentCache(files / "cache.jsonl"), Spending(files / "spending.jsonl")
-        )
+        cache, spending = JudgmentCache(files / "cache.jsonl"), Spending(files / "spending.jsonl")
+    judge = OpenAIJudge(config, cache, spending)
     requests = [JudgeRequest(f"q{config.concurrency}-{i}", f"answer {i}") for i in range(n)]
     started = time.perf_counter()
     results = judge.judge(requests)
