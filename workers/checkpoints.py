@@ -57,16 +57,24 @@ def checked_weight_files(checkpoint: Path, expected: dict[str, tuple[int, ...]])
             found |= tensor_shapes([file])
         except Exception as error:  # a truncated or foreign file
             raise SwapError(f"{file}: unreadable safetensors ({error})") from None
+    checked_shapes(str(checkpoint), found, expected)
+    return files
+
+
+def checked_shapes(
+    source: str, found: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]]
+) -> None:
+    """A whole set of weights (name -> shape) has every tensor `expected`, each with its
+    shape; else SwapError naming `source` and what is wrong."""
     missing = sorted(set(expected) - set(found))
     if missing:
         raise SwapError(
-            f"{checkpoint}: missing tensors {missing[:3]}{'...' if len(missing) > 3 else ''}"
+            f"{source}: missing tensors {missing[:3]}{'...' if len(missing) > 3 else ''}"
         )
     wrong = [n for n in expected if found[n] != expected[n]]
     if wrong:
         name = wrong[0]
-        raise SwapError(f"{checkpoint}: {name} has shape {found[name]}, expected {expected[name]}")
-    return files
+        raise SwapError(f"{source}: {name} has shape {found[name]}, expected {expected[name]}")
 
 
 def checked_tensors(tensors: dict, expected: dict[str, tuple[int, ...]]) -> None:

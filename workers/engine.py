@@ -128,6 +128,11 @@ class Engine(Protocol):
         """Serve `checkpoint` from now on, or raise SwapError and keep the old weights."""
         ...
 
+    def update_tensors(self, tensors: dict, version: int) -> None:
+        """Serve this whole set of weights (name -> tensor, in memory) from now on, or
+        raise SwapError and keep the old weights."""
+        ...
+
     def update_changed(self, tensors: dict, version: int) -> None:
         """Serve new values of these tensors (name -> tensor) from now on, the others
         unchanged, or raise SwapError."""

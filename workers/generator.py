@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from workers.engine import (
     is_adapter,
 )
 from workers.lora_delta import LoraDelta, merged
-from workers.scratch import new_directory
+from workers.received import received_tensors
 
 
 def make_engine(config: EngineConfig) -> Engine:
@@ -48,7 +47,6 @@ class Generator:
         self.config = config
         self.engine = make_engine(config)
         self._lora_weights: dict = {}  # LoRA target weights as served, to merge deltas into
-        self._received: Path | None = None  # scratch holding the last weights sent whole
         self.template = select_template(
             config.template, AutoTokenizer.from_pretrained(config.model)
         )
@@ -66,24 +64,13 @@ class Generator:
     def update_files(
         self, files: dict[str, np.ndarray], version: int, keep: tuple[str, ...] = ()
     ) -> int:
-        """New weights sent as their safetensors files (through Ray's object store: no
-        shared filesystem), written to node-local scratch and swapped in from there. The
-        weights of modules named in `keep` (LoRA targets) are kept, for merging the next
-        rounds' LoRA deltas."""
-        received = new_directory(f"v{version}", sum(a.nbytes for a in files.values()))
-        for name, contents in files.items():
-            contents.tofile(received / name)
-        try:
-            self.update_weights(str(received), version)
-        except SwapError:
-            shutil.rmtree(received, ignore_errors=True)
-            raise
-        if self._received is not None:  # the engine serves from the new files now
-            shutil.rmtree(self._received, ignore_errors=True)
-        self._received = received
-        self._lora_weights = {}
-        if keep:
-            self._lora_weights = tensors_of(received, lambda n: any(f".{m}." in n for m in keep))
+        """New weights sent as their safetensors files' bytes (through Ray's object store:
+        no shared filesystem), read in place and loaded by the engine. The weights of
+        modules named in `keep` (LoRA targets) are kept, for merging the next rounds' LoRA
+        deltas; they and the weights served hold the received object until replaced."""
+        tensors = received_tensors(files)
+        self.engine.update_tensors(tensors, version)
+        self._lora_weights = {n: t for n, t in tensors.items() if any(f".{m}." in n for m in keep)}
         return self.engine.version
 
     def update_delta(self, delta: LoraDelta, version: int) -> int:
@@ -129,5 +116,5 @@ class Generator:
         return self.engine.version
 
     def engine_pids(self) -> list[int]:
-        """This process and the engine processes it spawned (vLLM runs its core apart)."""
+        """This process and any engine processes it spawned (none: vLLM runs in process)."""
         return [os.getpid(), *sorted(p.pid for p in psutil.Process().children(recursive=True))]

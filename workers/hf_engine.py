@@ -9,7 +9,12 @@ import torch
 from safetensors.torch import load_file
 
 from cut.batching import chunked
-from workers.checkpoints import checked_adapter, checked_tensors, checked_weight_files
+from workers.checkpoints import (
+    checked_adapter,
+    checked_shapes,
+    checked_tensors,
+    checked_weight_files,
+)
 from workers.engine import Completion, EngineConfig, SamplingConfig, SwapError
 
 STREAM_BATCH = 8  # prompts per batched generate() call while streaming
@@ -30,7 +35,7 @@ class HFEngine:
         self.model.eval()
         self.version = 0
         self.adapter: str | None = None  # name of the LoRA adapter served, if any
-        self.weights = Path(config.model)  # the weights under any adapter
+        self.weights: Path | None = Path(config.model)  # the files under any adapter
 
     def generate(self, prompts: list[str], sampling: SamplingConfig) -> list[list[Completion]]:
         inputs = self.tokenizer(
@@ -85,6 +90,15 @@ class HFEngine:
             for offset, samples in enumerate(self.generate(list(batch), sampling)):
                 yield done + offset, samples
             done += len(batch)
+
+    def update_tensors(self, tensors: dict[str, torch.Tensor], version: int) -> None:
+        if self.adapter is not None:
+            raise SwapError(f"v{version}: the HF backend serves an adapter; start a new engine")
+        checked_shapes(f"v{version}'s weights", {n: tuple(t.shape) for n, t in tensors.items()},
+                       self._expected())  # fmt: skip
+        self.model.load_state_dict(tensors, strict=False)
+        self.weights = None  # from memory, not a checkpoint's files
+        self.version = version
 
     def update_changed(self, tensors: dict[str, torch.Tensor], version: int) -> None:
         if self.adapter is not None:

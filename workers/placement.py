@@ -26,6 +26,10 @@ def engine_environment(config: EngineConfig, replica: int, replicas: int) -> dic
         "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
         "VLLM_CPU_KVCACHE_SPACE": str(config.kv_cache_gib),
         "OMP_NUM_THREADS": str(per_replica),  # Ray sets 1 in actors otherwise
+        # the engine core in the actor's own process: weights received through the object
+        # store are handed to it in place (a second process needs them serialised), and
+        # it starts faster, generates faster and takes less memory on a CPU (measured)
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
         "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING"),  # quiet by default
     }
 

