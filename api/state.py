@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.config import CampaignConfig
 from orchestrator.launcher import start_queued
+from store.summaries import FinishedRounds
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class ApiState:
     sessions: sessionmaker[Session]
     wake: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
+    finished: FinishedRounds = field(default_factory=FinishedRounds)  # done rounds' summaries
 
     def run_queue(self) -> None:
         """Start queued campaigns as room appears, until the app stops: a launch returns

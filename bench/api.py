@@ -28,27 +28,31 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 JUDGED = "judged"  # the campaign whose round people judge
 TASKS = 4000
+WARM_UP_S = 2.0
 sys.path.insert(0, str(ROOT))
 
 
 async def _hammer(url: str, clients: int, seconds: float) -> dict[str, float]:
+    """Steady state: what is answered in the first WARM_UP_S (connections opening, the
+    server compiling its first queries) is not counted."""
     import httpx
 
     latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
+    began = time.perf_counter()
+    counted, deadline = began + WARM_UP_S, began + WARM_UP_S + seconds
 
     async def client(session: httpx.AsyncClient) -> None:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             response = await session.get(url)
             response.raise_for_status()
-            latencies.append(time.perf_counter() - started)
+            if started >= counted:
+                latencies.append(time.perf_counter() - started)
 
     limits = httpx.Limits(max_connections=clients)
     async with httpx.AsyncClient(limits=limits, timeout=60) as session:
-        began = time.perf_counter()
         await asyncio.gather(*(client(session) for _ in range(clients)))
-        elapsed = time.perf_counter() - began
+        elapsed = time.perf_counter() - counted
     latencies.sort()
     return {"rps": len(latencies) / elapsed,
             "p50_ms": 1000 * latencies[len(latencies) // 2],
@@ -104,11 +108,16 @@ async def _annotate(base: str, tokens: list[str], seconds: float) -> dict:
 
 def load(base: str, campaign: str, clients: int, seconds: float) -> dict[str, dict[str, float]]:
     """In a separate process from the server: both routes, one after the other."""
-    done = subprocess.run(
-        [sys.executable, __file__, "--load", base, "--campaign", campaign,
-         "--clients", str(clients), "--seconds", str(seconds)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    return _client_process([sys.executable, __file__, "--load", base, "--campaign", campaign,
+                            "--clients", str(clients), "--seconds", str(seconds)])  # fmt: skip
+
+
+def _client_process(command: list[str]) -> dict:
+    """The clients' JSON line; their error's last line when they fail (a request that
+    failed or timed out)."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the clients failed: {done.stderr.strip().splitlines()[-1]}")
     return json.loads(done.stdout)
 
 
@@ -202,10 +211,8 @@ def measure(url: str, work: Path, clients: int, seconds: float) -> dict:
         api.post("/api/v1/campaigns", json=config.model_dump(mode="json", by_alias=True))
         tokens = work / "tokens.json"
         tokens.write_text(json.dumps(seed_judging(url, clients)))
-        judging = json.loads(subprocess.run(
-            [sys.executable, __file__, "--load", base, "--tokens", str(tokens),
-             "--seconds", str(seconds)], capture_output=True, text=True, check=True,
-        ).stdout)  # fmt: skip
+        judging = _client_process([sys.executable, __file__, "--load", base, "--tokens",
+                                   str(tokens), "--seconds", str(seconds)])  # fmt: skip
     ray.shutdown()
     return {
         "judging_annotators": clients,

@@ -9,6 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from store.models import (
+    Campaign,
     Checkpoint,
     FlaggedTokens,
     Generation,
@@ -26,6 +27,12 @@ from store.models import (
 def round_of(session: Session, campaign_id: int, index: int) -> Round | None:
     return session.scalar(
         select(Round).where(Round.campaign_id == campaign_id, Round.index == index)
+    )
+
+
+def round_named(session: Session, campaign: str, index: int) -> Round | None:
+    return session.scalar(
+        select(Round).join(Campaign).where(Campaign.name == campaign, Round.index == index)
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -152,8 +153,45 @@ def round_summary(session: Session, round_: Round) -> RoundSummary:
     return summary
 
 
-def round_summaries(session: Session, campaign_id: int) -> list[RoundSummary]:
-    rounds = session.scalars(
-        select(Round).where(Round.campaign_id == campaign_id).order_by(Round.index)
+def campaign_rounds(session: Session, campaign_id: int) -> list[Round]:
+    return list(
+        session.scalars(select(Round).where(Round.campaign_id == campaign_id).order_by(Round.index))
     )
-    return summarize(session, list(rounds))
+
+
+def round_summaries(session: Session, campaign_id: int) -> list[RoundSummary]:
+    return summarize(session, campaign_rounds(session, campaign_id))
+
+
+class FinishedRounds:
+    """Summaries of done rounds, kept: a done round's rows no longer change (its stages
+    ran, its open judging tasks expired, its evaluation is written), so the API's rounds
+    list and event streams, read every second by every open dashboard, query only the
+    rounds still under way. A round is kept under its finish time, and a round no
+    longer done (or done again) is summarised afresh."""
+
+    def __init__(self) -> None:
+        self._done: dict[int, tuple[datetime | None, RoundSummary]] = {}
+
+    def summarize(self, session: Session, rounds: Sequence[Round]) -> list[RoundSummary]:
+        kept = {
+            r.id: hit[1]
+            for r in rounds
+            if r.status == RoundStatus.DONE
+            and (hit := self._done.get(r.id)) is not None
+            and hit[0] == r.finished_at
+        }
+        missing = [r for r in rounds if r.id not in kept]
+        fresh = summarize(session, missing) if missing else []
+        for round_, summary in zip(missing, fresh, strict=True):
+            kept[round_.id] = summary
+            if round_.status == RoundStatus.DONE:
+                self._done[round_.id] = (round_.finished_at, summary)
+        return [kept[r.id] for r in rounds]
+
+    def round_summaries(self, session: Session, campaign_id: int) -> list[RoundSummary]:
+        return self.summarize(session, campaign_rounds(session, campaign_id))
+
+    def round_summary(self, session: Session, round_: Round) -> RoundSummary:
+        (summary,) = self.summarize(session, [round_])
+        return summary

@@ -17,7 +17,6 @@ from api.schemas import CampaignOut, Progress, RoundOut, problems
 from orchestrator.launcher import find_driver, queue_positions
 from store.campaigns import campaign_by_name
 from store.models import CampaignStatus, RoundStatus
-from store.summaries import round_summaries
 
 router = APIRouter(prefix="/api/v1/campaigns/{name}", tags=["events"])
 STOPPED = {CampaignStatus.DONE, CampaignStatus.FAILED, CampaignStatus.CANCELLED,
@@ -45,7 +44,8 @@ def _look(state: State, name: str) -> tuple[CampaignOut, list[RoundOut], Progres
         if found is None:  # deleted while followed
             raise LookupError(name)
         campaign = campaign_out(session, found, queue_positions(session))
-        rounds = [RoundOut.model_validate(s) for s in round_summaries(session, found.id)]
+        summaries = state.finished.round_summaries(session, found.id)
+        rounds = [RoundOut.model_validate(s) for s in summaries]
     live = _driver_progress(name)
     current = next((r for r in rounds if r.status != RoundStatus.DONE), None)
     progress = Progress(

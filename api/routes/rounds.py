@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
-from api.deps import CampaignRow, DbSession, RoundRow
+from api.deps import CampaignRow, DbSession, RoundRow, State
 from api.flagged import policy_tokenizer, segments
 from api.schemas import (
     AnswerOut,
@@ -34,7 +34,6 @@ from store.browse import (
 )
 from store.evals import round_eval_run
 from store.models import Checkpoint, Generation, Judgment, Prompt
-from store.summaries import round_summaries, round_summary
 
 router = APIRouter(prefix="/api/v1/campaigns/{name}", tags=["rounds"], responses=problems(404))
 
@@ -48,14 +47,14 @@ def checkpoint_out(checkpoint: Checkpoint) -> CheckpointOut:
 
 
 @router.get("/rounds", response_model=list[RoundOut])
-def rounds(found: CampaignRow, db: DbSession) -> list[RoundOut]:
-    return [RoundOut.model_validate(s) for s in round_summaries(db, found.id)]
+def rounds(found: CampaignRow, db: DbSession, state: State) -> list[RoundOut]:
+    return [RoundOut.model_validate(s) for s in state.finished.round_summaries(db, found.id)]
 
 
 @router.get("/rounds/{index}", response_model=RoundDetail)
-def round_detail(found: CampaignRow, round_: RoundRow, db: DbSession) -> RoundDetail:
+def round_detail(found: CampaignRow, round_: RoundRow, db: DbSession, state: State) -> RoundDetail:
     """Stage, per-stage timings, counts, training metrics, checkpoint and scores."""
-    summary = round_summary(db, round_)
+    summary = state.finished.round_summary(db, round_)
     run, steps = training_of(db, round_.id)
     checkpoint = run.checkpoint if run is not None else None
     return RoundDetail.model_validate(
