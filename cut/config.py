@@ -140,6 +140,11 @@ class CUTConfig(BaseModel):
         "auto", description="auto: bf16 autocast where bf16 matmuls are faster than fp32; "
         "set fp32 or bf16 for results that repeat across machines",
     )  # fmt: skip
+    return_freed_memory: bool = Field(
+        True, description="on a CPU, hand freed activations back to the operating system "
+        "(glibc's mmap threshold fixed at 64 KiB) so the step's memory stays within its "
+        "budget; false: steps ~25% faster (SmolLM2, full fp32) with a ~25% higher peak",
+    )  # fmt: skip
     gradient_checkpointing: bool = Field(
         False, description="recompute each layer in backward: ~1/10 of the activation "
         "memory for 10-40% more step time; turn it on when training memory is tight",

@@ -179,7 +179,8 @@ def train_cut(
     if not items:
         raise ValueError(f"no trainable examples for method {config.method!r}: none was left")
     check_fits(items, config.max_tokens_per_micro_batch)  # before any training
-    return_freed_memory()
+    if config.return_freed_memory:
+        return_freed_memory()
 
     device = output_weight(model).device
     reference = None
