@@ -2,10 +2,10 @@
 ways side by side in one run (one vLLM generator actor, a trainer actor holding a LoRA
 round's checkpoint on its node):
 
-- sync_full_s: the whole checkpoint, trainer -> Ray's object store -> generator, whose
+- full_s: the whole checkpoint, trainer -> Ray's object store -> generator, whose
   engine reloads it from the received bytes in place (what a campaign does when the
   generators cannot merge a LoRA delta, or trains every weight);
-- sync_file_s: the way before: the driver digests the checkpoint file, then the
+- file_s: the way before: the driver digests the checkpoint file, then the
   generator reloads it from the path (needs a filesystem shared with the trainer);
 - reload_s: the engine reading the checkpoint's bytes from its file on this node, no
   digest, no transfer: the least any delivery costs (`full_over_reload` is the floor's

@@ -27,7 +27,7 @@ class JsonLinesCache:
         self.path = Path(path) if path else None
         self._entries: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
-        self._file = JsonLinesAppender(self.path) if self.path else None
+        self._file = JsonLinesAppender(self.path)
         if self.path:
             self._entries = {entry["key"]: entry for entry in read_json_lines(self.path)}
 
@@ -41,13 +41,11 @@ class JsonLinesCache:
         entry = {"key": key, **entry}
         with self._lock:
             self._entries[key] = entry
-            if self._file is not None:
-                self._file.append(entry)
+            self._file.append(entry)
 
     def sync(self) -> None:
         """On disk, past a power loss (the end of a batch of calls)."""
-        if self._file is not None:
-            self._file.sync()
+        self._file.sync()
 
 
 class JudgmentCache:

@@ -34,13 +34,15 @@ class JsonLinesAppender:
     fraction of the cost of opening the file per entry (a judge appends up to three lines
     per paid call, hundreds of calls a second). `sync` (at the end of a batch) makes the
     entries survive a power loss too; until then such a loss may take the batch's last
-    entries."""
+    entries. Without a path (a cache or budget kept in memory) both do nothing."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None) -> None:
         self.path = path
         self._fd: int | None = None
 
     def append(self, entry: dict[str, Any]) -> None:
+        if self.path is None:
+            return
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -13,7 +13,7 @@ from judge.jsonlines import JsonLinesAppender, read_json_lines
 class Spending:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else None
-        self._file = JsonLinesAppender(self.path) if self.path else None
+        self._file = JsonLinesAppender(self.path)
         self.calls = 0
         self.total_tokens = 0
         for entry in read_json_lines(self.path) if self.path else []:
@@ -25,10 +25,8 @@ class Spending:
         its tokens when they are known."""
         self.calls += calls
         self.total_tokens += tokens
-        if self._file is not None:
-            self._file.append({"calls": calls, "tokens": tokens})
+        self._file.append({"calls": calls, "tokens": tokens})
 
     def sync(self) -> None:
         """On disk, past a power loss (the end of a batch of calls)."""
-        if self._file is not None:
-            self._file.sync()
+        self._file.sync()

@@ -77,6 +77,11 @@ def checked_shapes(
         raise SwapError(f"{source}: {name} has shape {found[name]}, expected {expected[name]}")
 
 
+def checked_whole(tensors: dict, expected: dict[str, tuple[int, ...]], source: str) -> None:
+    """A whole set of weights in memory (name -> tensor), checked as `checked_shapes`."""
+    checked_shapes(source, {n: tuple(t.shape) for n, t in tensors.items()}, expected)
+
+
 def checked_tensors(tensors: dict, expected: dict[str, tuple[int, ...]]) -> None:
     """New values sent for some of the served model's tensors: its names, its shapes."""
     unknown = sorted(set(tensors) - set(expected))

@@ -11,9 +11,9 @@ from safetensors.torch import load_file
 from cut.batching import chunked
 from workers.checkpoints import (
     checked_adapter,
-    checked_shapes,
     checked_tensors,
     checked_weight_files,
+    checked_whole,
 )
 from workers.engine import Completion, EngineConfig, SamplingConfig, SwapError
 
@@ -94,8 +94,7 @@ class HFEngine:
     def update_tensors(self, tensors: dict[str, torch.Tensor], version: int) -> None:
         if self.adapter is not None:
             raise SwapError(f"v{version}: the HF backend serves an adapter; start a new engine")
-        checked_shapes(f"v{version}'s weights", {n: tuple(t.shape) for n, t in tensors.items()},
-                       self._expected())  # fmt: skip
+        checked_whole(tensors, self._expected(), f"v{version}'s weights")
         self.model.load_state_dict(tensors, strict=False)
         self.weights = None  # from memory, not a checkpoint's files
         self.version = version

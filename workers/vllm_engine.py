@@ -22,9 +22,9 @@ from pathlib import Path
 
 from workers.checkpoints import (
     checked_adapter,
-    checked_shapes,
     checked_tensors,
     checked_weight_files,
+    checked_whole,
     tensor_shapes,
 )
 from workers.engine import Completion, EngineConfig, SamplingConfig, SwapError, served_dtype
@@ -151,12 +151,8 @@ class VLLMEngine:
         )
 
     def update_tensors(self, tensors: dict, version: int) -> None:
-        shapes = {n: tuple(t.shape) for n, t in tensors.items()}
-        checked_shapes(f"v{version}'s weights", shapes, self.expected)  # before the engine
-        self._swap(tensors, f"v{version}'s weights")
-        self.weights, self.weights_version = tensors, version
-        self.lora = None
-        self.version = version
+        checked_whole(tensors, self.expected, f"v{version}'s weights")  # before the engine
+        self._serve_whole(tensors, f"v{version}'s weights", version)
 
     def update_changed(self, tensors: dict, version: int) -> None:
         """Serve new values of some tensors (a merged LoRA round's targets), reloaded in
@@ -174,10 +170,7 @@ class VLLMEngine:
 
     def update_weights(self, checkpoint: Path, version: int) -> None:
         checked_weight_files(checkpoint, self.expected)  # refuse before touching the engine
-        self._swap(Path(checkpoint), str(checkpoint))
-        self.weights, self.weights_version = Path(checkpoint), version
-        self.lora = None  # merged weights replace any adapter
-        self.version = version
+        self._serve_whole(Path(checkpoint), str(checkpoint), version)
 
     def update_adapter(self, adapter: Path, version: int) -> None:
         from vllm.lora.request import LoRARequest
@@ -197,6 +190,14 @@ class VLLMEngine:
             self._reload(base)
             self.weights, self.weights_version = base, 0
         self.lora = request
+        self.version = version
+
+    def _serve_whole(self, weights: Path | dict, what: str, version: int) -> None:
+        """A whole set of weights (files on this node or tensors in memory) replaces the
+        served one, and any adapter with it; the set is kept to roll back to."""
+        self._swap(weights, what)
+        self.weights, self.weights_version = weights, version
+        self.lora = None
         self.version = version
 
     def _swap(self, weights: Path | dict, what: str) -> None:
