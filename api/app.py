@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +34,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         engine = make_engine(settings.database_url)
         state = ApiState(settings, engine, session_factory(engine))
         app.state.api = state
+        # start-up's objects (imports, the app, the engine) out of every collection from
+        # here on: the collector then walks only what requests make (p99 under load)
+        gc.freeze()
         queue = threading.Thread(target=state.run_queue, name="launch-queue", daemon=True)
         queue.start()
         if settings.launch is not None:

@@ -13,6 +13,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import DbSession
+from api.store_threads import in_store_thread
 from store.annotators import TOKEN_PREFIX, annotator_of, is_annotator_token
 
 bearer = HTTPBearer(
@@ -27,6 +28,7 @@ def _given(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials if credentials is not None else ""
 
 
+@in_store_thread
 def require_token(request: Request, credentials: Credentials, db: DbSession) -> None:
     expected = request.app.state.api.settings.token
     given = _given(credentials)
@@ -47,6 +49,7 @@ def require_token(request: Request, credentials: Credentials, db: DbSession) -> 
     )
 
 
+@in_store_thread
 def require_annotator(credentials: Credentials, db: DbSession) -> str:
     """The name of the annotator whose token the request bears (looked up in the
     request's own session: a request holds one connection of the pool, never two)."""

@@ -4,17 +4,16 @@ path names (404 naming it when there is none)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.orm import Session
 
 from api.state import ApiState
+from api.store_threads import in_store_thread
 from orchestrator.lifecycle import UnknownCampaign, named
 from store.browse import round_named
 from store.models import Campaign, Round
-
-T = TypeVar("T")
 
 
 async def api_state(request: Request) -> ApiState:  # async: no thread for a lookup
@@ -25,10 +24,10 @@ State = Annotated[ApiState, Depends(api_state)]
 
 
 async def session(state: State) -> AsyncIterator[Session]:
-    """Async, so FastAPI hands it over without two trips to its thread pool (entering
-    and leaving). It connects on its first query, in a dependency's or the route's
-    thread, and is closed once the response is built (scope "function"), not after it
-    is sent."""
+    """Async, so FastAPI hands it over without two trips to a thread (entering and
+    leaving). It connects on its first query, in a store thread (api.store_threads),
+    and is closed once the response is built (scope "function"), not after it is
+    sent."""
     with state.sessions() as opened:
         yield opened
 
@@ -44,31 +43,29 @@ def named_or_404(session: Session, name: str) -> Campaign:
         raise HTTPException(404, str(error)) from None
 
 
-def released(db: Session, row: T) -> T:
-    """`row`, read in this dependency's own trip to the thread pool, with its connection
-    given back: a request waiting for the route's thread holds none."""
-    db.commit()  # ends the read; expire_on_commit is off, so `row` stays loaded
-    return row
-
-
+@in_store_thread
 def campaign(name: CampaignName, db: DbSession) -> Campaign:
-    return released(db, named_or_404(db, name))
+    return named_or_404(db, name)
 
 
 CampaignRow = Annotated[Campaign, Depends(campaign)]
 
 
-def round_row(
-    name: CampaignName,
-    db: DbSession,
-    index: Annotated[int, Path(ge=0, le=2**31 - 1, description="round")],
-) -> Round:
-    """The round in one query (a page of judgments needs no campaign row of its own)."""
-    round_ = round_named(db, name, index)
+RoundIndex = Annotated[int, Path(ge=0, le=2**31 - 1, description="round")]
+
+
+def round_or_404(session: Session, name: str, index: int) -> Round:
+    """The round in one query; a 404 names the campaign or the round that is not there."""
+    round_ = round_named(session, name, index)
     if round_ is None:
-        found = named_or_404(db, name)
+        found = named_or_404(session, name)
         raise HTTPException(404, f"campaign {found.name!r} has no round {index}")
-    return released(db, round_)
+    return round_
+
+
+@in_store_thread
+def round_row(name: CampaignName, db: DbSession, index: RoundIndex) -> Round:
+    return round_or_404(db, name, index)
 
 
 RoundRow = Annotated[Round, Depends(round_row)]

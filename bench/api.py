@@ -23,6 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
+import aiohttp
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,28 +36,33 @@ sys.path.insert(0, str(ROOT))
 async def _hammer(url: str, clients: int, seconds: float) -> dict[str, float]:
     """Steady state: what is answered in the first WARM_UP_S (connections opening, the
     server compiling its first queries) is not counted."""
-    import httpx
-
     latencies: list[float] = []
     began = time.perf_counter()
     counted, deadline = began + WARM_UP_S, began + WARM_UP_S + seconds
 
-    async def client(session: httpx.AsyncClient) -> None:
+    async def client(session: aiohttp.ClientSession) -> None:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            response = await session.get(url)
-            response.raise_for_status()
+            async with session.get(url) as response:
+                response.raise_for_status()
+                await response.read()
             if started >= counted:
                 latencies.append(time.perf_counter() - started)
 
-    limits = httpx.Limits(max_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as session:
+    async with _clients(clients) as session:
         await asyncio.gather(*(client(session) for _ in range(clients)))
         elapsed = time.perf_counter() - counted
     latencies.sort()
     return {"rps": len(latencies) / elapsed,
             "p50_ms": 1000 * latencies[len(latencies) // 2],
             "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)]}  # fmt: skip
+
+
+def _clients(connections: int, **options) -> aiohttp.ClientSession:
+    """aiohttp, not httpx: 32 httpx clients took a core of their own for ~300 requests/s,
+    and added a p99 of 0.7 s to a route that does nothing (aiohttp: 3,900/s, 16 ms)."""
+    connector = aiohttp.TCPConnector(limit=connections)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(60), **options)
 
 
 def _percentiles(latencies: list[float]) -> dict[str, float]:
@@ -68,36 +74,37 @@ def _percentiles(latencies: list[float]) -> dict[str, float]:
 async def _annotate(base: str, tokens: list[str], seconds: float) -> dict:
     """Each token an annotator: claim, then judge (every tenth task: skip), and every
     fifth task list the open tasks, until `seconds` pass or no task is left."""
-    import httpx
-
     tasks = f"{base}/api/v1/campaigns/{JUDGED}/rounds/1/tasks"
     latencies: dict[str, list[float]] = {"claim": [], "judgment": [], "skip": [], "tasks": []}
     deadline = time.perf_counter() + seconds
     judgment = {"text": "It does not answer the question.", "polarity": "negative"}
 
-    async def timed(route: str, request) -> httpx.Response:
+    async def timed(session, route: str, method: str, url: str, **options) -> dict | None:
+        """The reply's JSON body, or None for a 204."""
         started = time.perf_counter()
-        response = await request
+        async with session.request(method, url, **options) as response:
+            response.raise_for_status()
+            body = None if response.status == 204 else await response.json()
         latencies[route].append(time.perf_counter() - started)
-        response.raise_for_status()
-        return response
+        return body
 
     async def annotator(token: str) -> None:
         headers = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(headers=headers, timeout=60) as session:
+        async with _clients(1, headers=headers) as session:
             done = 0
             while time.perf_counter() < deadline:
-                claimed = await timed("claim", session.post(f"{tasks}/claim"))
-                if claimed.status_code == 204:
+                claimed = await timed(session, "claim", "POST", f"{tasks}/claim")
+                if claimed is None:
                     return
-                task = claimed.json()["id"]
+                task = claimed["id"]
                 done += 1
                 if done % 10 == 0:
-                    await timed("skip", session.post(f"{tasks}/{task}/skip"))
+                    await timed(session, "skip", "POST", f"{tasks}/{task}/skip")
                 else:
-                    await timed("judgment", session.post(f"{tasks}/{task}/judgment", json=judgment))
+                    url = f"{tasks}/{task}/judgment"
+                    await timed(session, "judgment", "POST", url, json=judgment)
                 if done % 5 == 0:
-                    await timed("tasks", session.get(f"{tasks}?limit=20"))
+                    await timed(session, "tasks", "GET", f"{tasks}?limit=20")
 
     began = time.perf_counter()
     await asyncio.gather(*(annotator(token) for token in tokens))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import RowMapping, or_, select
 from sqlalchemy.orm import Session
 
 from store.models import (
@@ -71,16 +71,45 @@ def _contains(text: str) -> str:
     return f"%{escaped}%"
 
 
+# a judgment as a page shows it, with its answer and instruction (the API's JudgmentOut)
+PAGE_COLUMNS = (
+    Judgment.id,
+    Judgment.generation_id,
+    Prompt.instruction,
+    Generation.text.label("answer"),
+    Generation.finish_reason,
+    Judgment.judge_name,
+    Judgment.judge_model,
+    Judgment.status,
+    Judgment.polarity,
+    Judgment.text,
+    Judgment.spans,
+    Judgment.annotator,
+    Judgment.error,
+    Judgment.latency_s,
+    Judgment.created_at,
+)
+
+
 def judgments_page(
-    session: Session, round_id: int, where: JudgmentFilter, after: int | None, limit: int
-) -> list[tuple[Judgment, Generation, Prompt]]:
-    """Up to `limit` judgments of the round with ids above `after`, in id order (a stable
-    cursor: rows written meanwhile land after it)."""
+    session: Session,
+    campaign: str,
+    index: int,
+    where: JudgmentFilter,
+    after: int | None,
+    limit: int,
+) -> list[RowMapping]:
+    """Up to `limit` judgments of the campaign's round `index` with ids above `after`, in
+    id order (a stable cursor: rows written meanwhile land after it), as PAGE_COLUMNS:
+    the round is found in the same query, and no ORM objects are built (they took most
+    of a page's time)."""
     query = (
-        select(Judgment, Generation, Prompt)
+        select(*PAGE_COLUMNS)
         .join(Generation, Generation.id == Judgment.generation_id)
         .join(Prompt, Prompt.id == Generation.prompt_id)
-        .where(Generation.round_id == round_id)
+        .join(Round, Round.id == Generation.round_id)
+        .join(Campaign, Campaign.id == Round.campaign_id)
+        .where(Campaign.name == campaign, Round.index == index)
     )
     if where.polarity is not None:
         query = query.where(Judgment.polarity == where.polarity)
@@ -97,7 +126,7 @@ def judgments_page(
         )
     if after is not None:
         query = query.where(Judgment.id > after)
-    return [tuple(row) for row in session.execute(query.order_by(Judgment.id).limit(limit))]
+    return list(session.execute(query.order_by(Judgment.id).limit(limit)).mappings())
 
 
 @dataclass(frozen=True)

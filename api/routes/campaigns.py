@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from api.auth import require_token
 from api.deps import CampaignName, CampaignRow, DbSession, State, named_or_404
 from api.schemas import CampaignOut, LaunchRequest, problems
+from api.store_threads import in_store_thread
 from orchestrator.config import CampaignConfig
 from orchestrator.launcher import check_fits_cluster, is_running, queue_positions
 from orchestrator.lifecycle import (
@@ -127,21 +128,24 @@ async def create(request: Request, response: Response, state: State) -> Campaign
             response.status_code = 201 if created else 200
             return campaign_out(session, campaign, queue_positions(session))
 
-    return await run_in_threadpool(write)
+    return await in_store_thread(write)()
 
 
 @router.get("/campaigns", response_model=list[CampaignOut])
+@in_store_thread
 def campaigns(db: DbSession) -> list[CampaignOut]:
     positions = queue_positions(db)
     return [campaign_out(db, c, positions) for c in list_campaigns(db)]
 
 
 @router.get("/campaigns/{name}", response_model=CampaignOut, responses=problems(404))
+@in_store_thread
 def campaign(found: CampaignRow, db: DbSession) -> CampaignOut:
     return campaign_out(db, found, queue_positions(db))
 
 
 @router.get("/queue", response_model=list[CampaignOut])
+@in_store_thread
 def queue(db: DbSession) -> list[CampaignOut]:
     """Launched campaigns waiting for room on the cluster, next first."""
     positions = queue_positions(db)
@@ -171,6 +175,7 @@ LAUNCH_ERRORS = problems(401, 404, 409, 422)
 
 @router.post("/campaigns/{name}/launch", status_code=202, response_model=CampaignOut,
              dependencies=Mutating, responses=LAUNCH_ERRORS)  # fmt: skip
+@in_store_thread
 def launch(
     name: CampaignName,
     state: State,
@@ -184,6 +189,7 @@ def launch(
 
 @router.post("/campaigns/{name}/resume", status_code=202, response_model=CampaignOut,
              dependencies=Mutating, responses=LAUNCH_ERRORS)  # fmt: skip
+@in_store_thread
 def resume(name: CampaignName, state: State) -> CampaignOut:
     """Launch a paused or failed campaign again from where it stopped."""
     return _launch(state, name, 0)
@@ -201,6 +207,7 @@ def _request_stop(db: Session, found: Campaign, wanted: CampaignStatus) -> Campa
 
 @router.post("/campaigns/{name}/pause", status_code=202, response_model=CampaignOut,
              dependencies=Mutating, responses=problems(401, 404, 409))  # fmt: skip
+@in_store_thread
 def pause(found: CampaignRow, db: DbSession) -> CampaignOut:
     """Stop after the current batch (or leave the queue); resume goes on from there."""
     return _request_stop(db, found, CampaignStatus.PAUSED)
@@ -208,6 +215,7 @@ def pause(found: CampaignRow, db: DbSession) -> CampaignOut:
 
 @router.post("/campaigns/{name}/cancel", status_code=202, response_model=CampaignOut,
              dependencies=Mutating, responses=problems(401, 404, 409))  # fmt: skip
+@in_store_thread
 def cancel(found: CampaignRow, db: DbSession) -> CampaignOut:
     """Stop for good after the current batch; what it produced stays stored."""
     return _request_stop(db, found, CampaignStatus.CANCELLED)

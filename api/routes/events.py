@@ -14,6 +14,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from api.deps import CampaignRow, State
 from api.routes.campaigns import campaign_out
 from api.schemas import CampaignOut, Progress, RoundOut, problems
+from api.store_threads import in_store_thread
 from orchestrator.launcher import find_driver, queue_positions
 from store.campaigns import campaign_by_name
 from store.models import CampaignStatus, RoundStatus
@@ -38,15 +39,20 @@ def _driver_progress(name: str) -> dict | None:
             "win_rate": snapshot.win_rate, "waiting": snapshot.waiting}  # fmt: skip
 
 
-def _look(state: State, name: str) -> tuple[CampaignOut, list[RoundOut], Progress, bool]:
+@in_store_thread
+def _stored(state: State, name: str) -> tuple[CampaignOut, list[RoundOut]]:
     with state.sessions() as session:
         found = campaign_by_name(session, name)
         if found is None:  # deleted while followed
             raise LookupError(name)
         campaign = campaign_out(session, found, queue_positions(session))
         summaries = state.finished.round_summaries(session, found.id)
-        rounds = [RoundOut.model_validate(s) for s in summaries]
-    live = _driver_progress(name)
+        return campaign, [RoundOut.model_validate(s) for s in summaries]
+
+
+async def _look(state: State, name: str) -> tuple[CampaignOut, list[RoundOut], Progress, bool]:
+    campaign, rounds = await _stored(state, name)
+    live = await run_in_threadpool(_driver_progress, name)  # Ray's, not the store's: apart
     current = next((r for r in rounds if r.status != RoundStatus.DONE), None)
     progress = Progress(
         status=campaign.status,
@@ -68,7 +74,7 @@ async def events(
     sent_campaign, sent_rounds, sent_progress = None, {}, None
     while not await request.is_disconnected():
         try:
-            campaign, rounds, progress, driving = await run_in_threadpool(_look, state, name)
+            campaign, rounds, progress, driving = await _look(state, name)
         except LookupError:
             return
         if campaign.status != sent_campaign:

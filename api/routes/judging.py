@@ -24,6 +24,7 @@ from api.judging_schemas import (
     TaskOut,
 )
 from api.schemas import Page, problems
+from api.store_threads import in_store_thread
 from cut.spans import check_spans
 from orchestrator.config import HumanJudgeSettings
 from store.annotators import add_annotator
@@ -123,6 +124,7 @@ JUDGING_ERRORS = problems(401, 404, 409)
 
 
 @router.get(TASKS, response_model=Page[TaskOut], responses=problems(404))
+@in_store_thread
 def tasks(
     found: CampaignRow,
     round_: RoundRow,
@@ -149,6 +151,7 @@ def tasks(
     response_model=TaskOut,
     responses={204: {"description": "no open task is free"}, **JUDGING_ERRORS},
 )
+@in_store_thread
 def claim(
     found: CampaignRow, round_: RoundRow, db: DbSession, annotator: AnnotatorName
 ) -> TaskOut | Response:
@@ -173,6 +176,7 @@ def claim(
         **problems(400, 401, 404, 409, 422),
     },
 )
+@in_store_thread
 def judge(
     found: CampaignRow,
     round_: RoundRow,
@@ -207,6 +211,7 @@ def judge(
 
 
 @router.post(f"{TASKS}/{{task_id}}/reject", response_model=TaskOut, responses=JUDGING_ERRORS)
+@in_store_thread
 def reject(
     found: CampaignRow,
     round_: RoundRow,
@@ -222,6 +227,7 @@ def reject(
 
 
 @router.post(f"{TASKS}/{{task_id}}/skip", response_model=TaskOut, responses=JUDGING_ERRORS)
+@in_store_thread
 def skip(
     found: CampaignRow,
     round_: RoundRow,
@@ -249,6 +255,7 @@ def me(annotator: AnnotatorName) -> Me:
     dependencies=[Depends(require_token)],
     responses=problems(400, 401, 403, 409, 422),
 )
+@in_store_thread
 def add(given: AnnotatorIn, state: State) -> AnnotatorToken:
     """Add an annotator (operator only); the token in the reply is shown once."""
     with state.sessions.begin() as session:

@@ -7,7 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
-from api.deps import CampaignRow, DbSession, RoundRow, State
+from api.deps import (
+    CampaignName,
+    CampaignRow,
+    DbSession,
+    RoundIndex,
+    RoundRow,
+    State,
+    round_or_404,
+)
 from api.flagged import policy_tokenizer, segments
 from api.schemas import (
     AnswerOut,
@@ -22,6 +30,7 @@ from api.schemas import (
     StepOut,
     problems,
 )
+from api.store_threads import in_store_thread
 from cut.examples import Polarity
 from judge.base import JudgmentStatus
 from store.browse import (
@@ -47,11 +56,13 @@ def checkpoint_out(checkpoint: Checkpoint) -> CheckpointOut:
 
 
 @router.get("/rounds", response_model=list[RoundOut])
+@in_store_thread
 def rounds(found: CampaignRow, db: DbSession, state: State) -> list[RoundOut]:
     return [RoundOut.model_validate(s) for s in state.finished.round_summaries(db, found.id)]
 
 
 @router.get("/rounds/{index}", response_model=RoundDetail)
+@in_store_thread
 def round_detail(found: CampaignRow, round_: RoundRow, db: DbSession, state: State) -> RoundDetail:
     """Stage, per-stage timings, counts, training metrics, checkpoint and scores."""
     summary = state.finished.round_summary(db, round_)
@@ -99,8 +110,10 @@ def judgment_out(judgment: Judgment, generation: Generation, prompt: Prompt) -> 
 
 
 @router.get("/rounds/{index}/judgments", response_model=Page[JudgmentOut])
+@in_store_thread
 def judgments(
-    round_: RoundRow,
+    name: CampaignName,
+    index: RoundIndex,
     db: DbSession,
     polarity: Polarity | None = None,
     status: JudgmentStatus | None = None,
@@ -111,8 +124,11 @@ def judgments(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Page[JudgmentOut]:
     """The round's judgments, oldest first, filtered by polarity, status and text."""
-    rows = judgments_page(db, round_.id, JudgmentFilter(polarity, status, q), after, limit + 1)
-    data = [judgment_out(*row) for row in rows[:limit]]
+    where = JudgmentFilter(polarity, status, q)
+    rows = judgments_page(db, name, index, where, after, limit + 1)
+    if not rows:
+        round_or_404(db, name, index)  # an empty page, or no such round
+    data = [JudgmentOut.model_validate(row) for row in rows[:limit]]
     return Page[JudgmentOut](
         data=data,
         has_more=len(rows) > limit,
@@ -122,6 +138,7 @@ def judgments(
 
 
 @router.get("/answers/{generation_id}", response_model=AnswerOut)
+@in_store_thread
 def answer(
     found: CampaignRow, db: DbSession, generation_id: Annotated[int, Path(ge=0)]
 ) -> AnswerOut:
@@ -159,6 +176,7 @@ def answer(
 
 
 @router.get("/evaluation", response_model=list[EvaluationRow])
+@in_store_thread
 def evaluation(found: CampaignRow, db: DbSession) -> list[EvaluationRow]:
     """Per round, every metric the evaluate stage stored (rounds not evaluated yet are
     left out)."""
@@ -175,6 +193,7 @@ def _columns(row) -> dict:
 
 
 @router.get("/checkpoints", response_model=list[CheckpointOut])
+@in_store_thread
 def checkpoints(found: CampaignRow, db: DbSession) -> list[CheckpointOut]:
     """Published weights, one version per trained round."""
     return [checkpoint_out(c) for c in checkpoints_of(db, found.id)]
