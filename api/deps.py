@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from api.state import ApiState
@@ -52,6 +52,10 @@ CampaignRow = Annotated[Campaign, Depends(campaign)]
 
 
 RoundIndex = Annotated[int, Path(ge=0, le=2**31 - 1, description="round")]
+# ids are 32-bit integers in the store: a larger cursor is a 422, not a database's overflow
+PageAfter = Annotated[
+    int | None, Query(ge=0, le=2**31 - 1, description="the last id of the page before")
+]
 
 
 def round_or_404(session: Session, name: str, index: int) -> Round:

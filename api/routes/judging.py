@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from sqlalchemy.orm import Session
 
 from api.auth import AnnotatorName, require_token
-from api.deps import CampaignRow, DbSession, RoundRow, State
+from api.deps import CampaignRow, DbSession, PageAfter, RoundRow, State
 from api.judging_schemas import (
     AnnotatorIn,
     AnnotatorToken,
@@ -132,7 +132,7 @@ def tasks(
     state: Annotated[
         str, Query(pattern="^(open|all)$", description="open: not yet decided")
     ] = "open",
-    after: Annotated[int | None, Query(ge=0, description="the last id of the page before")] = None,
+    after: PageAfter = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Page[TaskOut]:
     """The round's judging tasks, oldest first."""

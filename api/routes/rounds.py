@@ -11,6 +11,7 @@ from api.deps import (
     CampaignName,
     CampaignRow,
     DbSession,
+    PageAfter,
     RoundIndex,
     RoundRow,
     State,
@@ -120,7 +121,7 @@ def judgments(
     q: Annotated[
         str | None, Query(max_length=200, description="text in the judgment or the answer")
     ] = None,
-    after: Annotated[int | None, Query(ge=0, description="the last id of the page before")] = None,
+    after: PageAfter = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Page[JudgmentOut]:
     """The round's judgments, oldest first, filtered by polarity, status and text."""
