@@ -27,10 +27,12 @@ demo: $(STAMP)
 # Debian packages the tests drive: Chromium for the dashboard (no browser download), and
 # docker-compose, which validates docker-compose.yml without a Docker engine.
 DEBIAN_TOOLS := chromium docker-compose
+# waits for the lock another apt holds (an unattended upgrade), rather than failing
+APT_GET := apt-get -o DPkg::Lock::Timeout=300
 debian-tools:
 	@missing=$$(for tool in $(DEBIAN_TOOLS); do command -v $$tool >/dev/null || echo $$tool; done); \
-	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && { apt-get install -y -q $$missing \
-		|| { apt-get update -q && apt-get install -y -q $$missing; }; }; } \
+	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && { $(APT_GET) install -y -q $$missing \
+		|| { $(APT_GET) update -q && $(APT_GET) install -y -q $$missing; }; }; } \
 		|| { echo "the tests need: sudo apt-get install" $$missing >&2; exit 1; }
 
 # For every edit: the linters and the unit tier (tests that need no Ray, PostgreSQL,
