@@ -111,10 +111,12 @@ def start_queued(sessions: sessionmaker[Session], database_url: str, home: str) 
     names started."""
     import ray
 
-    capacity = ray.cluster_resources().get("memory", 0.0) / GB
     with sessions() as session:
-        campaigns = list_campaigns(session)
         queue = queued_campaigns(session)
+        if not queue:  # the usual answer: no call to Ray's GCS, no campaign's settings read
+            return []
+        campaigns = list_campaigns(session)
+    capacity = ray.cluster_resources().get("memory", 0.0) / GB
     driven = driven_campaigns()
     committed = sum(_demand_gb(c) for c in campaigns if c.name in driven)
     started = []
