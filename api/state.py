@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.done_pages import DonePages
 from orchestrator.config import CampaignConfig
 from orchestrator.launcher import start_queued
 from store.summaries import FinishedRounds
@@ -34,6 +35,7 @@ class ApiState:
     wake: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
     finished: FinishedRounds = field(default_factory=FinishedRounds)  # done rounds' summaries
+    done_pages: DonePages = field(default_factory=DonePages)  # done rounds' judgments pages
 
     def run_queue(self) -> None:
         """Start queued campaigns as room appears, until the app stops: a launch returns

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import RowMapping, or_, select
+from sqlalchemy import RowMapping, Select, or_, select
 from sqlalchemy.orm import Session
 
 from store.models import (
@@ -91,26 +91,22 @@ PAGE_COLUMNS = (
 )
 
 
-def judgments_page(
-    session: Session,
-    campaign: str,
-    index: int,
-    where: JudgmentFilter,
-    after: int | None,
-    limit: int,
-) -> list[RowMapping]:
-    """Up to `limit` judgments of the campaign's round `index` with ids above `after`, in
-    id order (a stable cursor: rows written meanwhile land after it), as PAGE_COLUMNS:
-    the round is found in the same query, and no ORM objects are built (they took most
-    of a page's time)."""
-    query = (
+def _shown_judgments() -> Select:
+    """Judgments as PAGE_COLUMNS, each joined to its answer and instruction."""
+    return (
         select(*PAGE_COLUMNS)
         .join(Generation, Generation.id == Judgment.generation_id)
         .join(Prompt, Prompt.id == Generation.prompt_id)
-        .join(Round, Round.id == Generation.round_id)
-        .join(Campaign, Campaign.id == Round.campaign_id)
-        .where(Campaign.name == campaign, Round.index == index)
     )
+
+
+def judgments_page(
+    session: Session, round_id: int, where: JudgmentFilter, after: int | None, limit: int
+) -> list[RowMapping]:
+    """Up to `limit` judgments of the round with ids above `after`, in id order (a stable
+    cursor: rows written meanwhile land after it), as PAGE_COLUMNS: no ORM objects are
+    built (they took most of a page's time)."""
+    query = _shown_judgments().where(Generation.round_id == round_id)
     if where.polarity is not None:
         query = query.where(Judgment.polarity == where.polarity)
     if where.status is not None:
@@ -134,7 +130,7 @@ class Answer:
     generation: Generation
     prompt: Prompt
     round_index: int
-    judgments: list[Judgment]
+    judgments: list[RowMapping]  # as PAGE_COLUMNS
     flagged: list[tuple[int, FlaggedTokens]]  # (round index of the training run, flags)
 
 
@@ -148,9 +144,9 @@ def answer_of(session: Session, campaign_id: int, generation_id: int) -> Answer 
     if row is None:
         return None
     generation, prompt, index = row
-    judgments = session.scalars(
-        select(Judgment).where(Judgment.generation_id == generation_id).order_by(Judgment.id)
-    )
+    judgments = session.execute(
+        _shown_judgments().where(Judgment.generation_id == generation_id).order_by(Judgment.id)
+    ).mappings()
     flagged = session.execute(
         select(Round.index, FlaggedTokens)
         .join(TrainingRun, TrainingRun.id == FlaggedTokens.training_run_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from api.deps import (
     CampaignName,
@@ -43,7 +43,7 @@ from store.browse import (
     training_of,
 )
 from store.evals import round_eval_run
-from store.models import Checkpoint, Generation, Judgment, Prompt
+from store.models import Checkpoint, RoundStatus
 
 router = APIRouter(prefix="/api/v1/campaigns/{name}", tags=["rounds"], responses=problems(404))
 
@@ -90,32 +90,13 @@ def round_detail(found: CampaignRow, round_: RoundRow, db: DbSession, state: Sta
     )
 
 
-def judgment_out(judgment: Judgment, generation: Generation, prompt: Prompt) -> JudgmentOut:
-    return JudgmentOut(
-        id=judgment.id,
-        generation_id=generation.id,
-        instruction=prompt.instruction,
-        answer=generation.text,
-        finish_reason=generation.finish_reason,
-        judge_name=judgment.judge_name,
-        judge_model=judgment.judge_model,
-        status=judgment.status,
-        polarity=judgment.polarity,
-        text=judgment.text,
-        spans=judgment.spans,
-        annotator=judgment.annotator,
-        error=judgment.error,
-        latency_s=judgment.latency_s,
-        created_at=judgment.created_at,
-    )
-
-
 @router.get("/rounds/{index}/judgments", response_model=Page[JudgmentOut])
 @in_store_thread
 def judgments(
     name: CampaignName,
     index: RoundIndex,
     db: DbSession,
+    state: State,
     polarity: Polarity | None = None,
     status: JudgmentStatus | None = None,
     q: Annotated[
@@ -123,19 +104,26 @@ def judgments(
     ] = None,
     after: PageAfter = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> Page[JudgmentOut]:
+) -> Response:
     """The round's judgments, oldest first, filtered by polarity, status and text."""
+    round_ = round_or_404(db, name, index)
     where = JudgmentFilter(polarity, status, q)
-    rows = judgments_page(db, name, index, where, after, limit + 1)
-    if not rows:
-        round_or_404(db, name, index)  # an empty page, or no such round
-    data = [JudgmentOut.model_validate(row) for row in rows[:limit]]
-    return Page[JudgmentOut](
-        data=data,
-        has_more=len(rows) > limit,
-        first_id=data[0].id if data else None,
-        last_id=data[-1].id if data else None,
-    )
+    done = round_.status == RoundStatus.DONE
+    key = (round_.id, round_.finished_at, where, after, limit)
+    body = state.done_pages.get(key) if done else None
+    if body is None:
+        rows = judgments_page(db, round_.id, where, after, limit + 1)
+        data = [JudgmentOut.model_validate(row) for row in rows[:limit]]
+        page = Page[JudgmentOut](
+            data=data,
+            has_more=len(rows) > limit,
+            first_id=data[0].id if data else None,
+            last_id=data[-1].id if data else None,
+        )
+        body = page.model_dump_json(by_alias=True).encode()
+        if done:
+            state.done_pages.put(key, body)
+    return Response(body, media_type="application/json")  # as FastAPI would send `page`
 
 
 @router.get("/answers/{generation_id}", response_model=AnswerOut)
@@ -171,7 +159,7 @@ def answer(
         policy_version=generation.policy_version,
         prompt_tokens=generation.prompt_tokens,
         completion_tokens=generation.completion_tokens,
-        judgments=[judgment_out(j, generation, prompt) for j in stored.judgments],
+        judgments=[JudgmentOut.model_validate(row) for row in stored.judgments],
         flagged_tokens=reports,
     )
 

@@ -3,6 +3,8 @@ returns is checked against the store (read independently) and against the tokeni
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
@@ -211,3 +213,24 @@ def test_judgments_and_answers_carry_the_spans_the_judge_located(client, db):
     negative = next(j for j in everything if j["polarity"] == "negative")
     answer = client.get(f"{BASE}/answers/{negative['generation_id']}").json()
     assert answer["judgments"][0]["spans"] == negative["spans"]
+
+
+def test_a_done_rounds_page_is_kept_and_read_afresh_when_the_round_is_done_again(client, db):
+    """A done round's rows no longer change, so its pages are sent as first built; a
+    round whose finish time moved (resumed, then done again) is queried afresh."""
+    url = f"{BASE}/rounds/1/judgments"
+    first = client.get(url, params={"limit": 5}).json()
+    judgment = db.get(Judgment, first["data"][0]["id"])
+    round_ = db.get(Round, db.get(Generation, judgment.generation_id).round_id)
+    text, finished_at = judgment.text, round_.finished_at
+    judgment.text = "changed behind the API's back"
+    db.commit()
+    try:
+        assert client.get(url, params={"limit": 5}).json() == first
+        assert client.get(url, params={"limit": 6}).json()["data"][0]["text"] == judgment.text
+        round_.finished_at = finished_at + timedelta(seconds=1)
+        db.commit()
+        assert client.get(url, params={"limit": 5}).json()["data"][0]["text"] == judgment.text
+    finally:
+        judgment.text, round_.finished_at = text, finished_at
+        db.commit()
