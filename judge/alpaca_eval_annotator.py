@@ -132,7 +132,7 @@ class AlpacaEvalAnnotator:
         alpaca_eval's parsers turn into a missing annotation."""
         del model_name  # the endpoint's model, or the config's when none is set
         params = {k: v for k, v in decoding.items() if k not in CLIENT_ONLY}
-        replies = asyncio.run(self._call_all(prompts, params))
+        replies = self.caller.run(self._call_all(prompts, params))
         self._replies.update(zip(prompts, replies, strict=True))
         choices = [{**(r.choice or {}), "text": r.text or ""} for r in replies]
         return {
@@ -143,11 +143,10 @@ class AlpacaEvalAnnotator:
         }
 
     async def _call_all(self, prompts: list[str], params: dict[str, Any]) -> list[ChatReply]:
-        async with self.caller:
-            try:
-                return list(await asyncio.gather(*(self._call(p, params) for p in prompts)))
-            finally:
-                self._cache.sync()
+        try:
+            return list(await asyncio.gather(*(self._call(p, params) for p in prompts)))
+        finally:
+            self._cache.sync()
 
     async def _call(self, prompt: str, params: dict[str, Any]) -> ChatReply:
         key = cache_key(self.name, self.model, prompt)

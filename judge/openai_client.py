@@ -9,14 +9,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
+import weakref
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from judge.spending import Spending
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class EndpointConfig(BaseModel):
@@ -83,9 +88,26 @@ def reply_text(choice: dict | None) -> str | None:
     return text.strip() or None if isinstance(text, str) else None
 
 
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    loop.run_forever()
+    loop.close()
+
+
+def _close(loop: asyncio.AbstractEventLoop, opened: dict[str, Any]) -> None:
+    """When the caller is collected (or at exit): its client closed on its loop, then
+    the loop stopped; waits for neither, so it may run on any thread."""
+
+    async def shut() -> None:
+        if "client" in opened:
+            await opened["client"].close()
+        asyncio.get_running_loop().stop()
+
+    loop.call_soon_threadsafe(loop.create_task, shut())
+
+
 class ChatCaller:
     """Makes chat calls within a budget, counted in `spending` (kept in a file by a
-    campaign; in memory by default). Use `async with` around a batch."""
+    campaign; in memory by default). `run` a batch of calls."""
 
     def __init__(self, config: EndpointConfig, spending: Spending | None = None) -> None:
         self.config = config
@@ -93,6 +115,8 @@ class ChatCaller:
         if self._api_key is None and config.base_url is None:
             raise ValueError(f"api_key_env: environment variable {config.api_key_env} is not set")
         self.spending = spending if spending is not None else Spending()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._opened: dict[str, Any] = {}  # the client and its slots, once made
 
     def scrub(self, message: str) -> str:
         return message.replace(self._api_key, "***") if self._api_key else message
@@ -106,26 +130,41 @@ class ChatCaller:
             return f"budget exhausted: max_total_tokens={c.max_total_tokens} reached"
         return None
 
-    async def __aenter__(self) -> ChatCaller:
-        from openai import AsyncOpenAI
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        """`work` (a batch of calls) on this caller's event loop, which a daemon thread
+        keeps for the caller's life: one client, its open connections and one
+        concurrency limit serve every batch (a client per batch cost its construction
+        and new connections in each commit of a judge stage). The batch's spending is on
+        disk, past a power loss, when this returns."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            serving = threading.Thread(target=_serve, args=(self._loop,), daemon=True)
+            serving.start()
+            weakref.finalize(self, _close, self._loop, self._opened)
+        try:
+            return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+        finally:
+            self.spending.sync()
 
-        self._client = AsyncOpenAI(
-            base_url=self.config.base_url,
-            api_key=self._api_key or "unused",
-            max_retries=self.config.max_retries,
-            timeout=self.config.timeout_s,
-        )
-        self._slots = asyncio.Semaphore(self.config.concurrency)
-        return self
+    def _client(self):
+        """The loop's client and concurrency limit, made on its first call."""
+        if not self._opened:
+            from openai import AsyncOpenAI
 
-    async def __aexit__(self, *exc_info) -> None:
-        self.spending.sync()  # the batch's calls on disk, past a power loss
-        await self._client.close()
+            self._opened["client"] = AsyncOpenAI(
+                base_url=self.config.base_url,
+                api_key=self._api_key or "unused",
+                max_retries=self.config.max_retries,
+                timeout=self.config.timeout_s,
+            )
+            self._opened["slots"] = asyncio.Semaphore(self.config.concurrency)
+        return self._opened["client"], self._opened["slots"]
 
     async def chat(self, model: str, messages: list[dict[str, str]], **params) -> ChatReply:
         """One chat completion; `params` are further body fields (temperature,
         max_tokens, logprobs, ...)."""
-        async with self._slots:
+        client, slots = self._client()
+        async with slots:
             exhausted = self.budget_left()
             if exhausted:
                 return ChatReply(None, exhausted, 0.0)
@@ -136,7 +175,7 @@ class ChatCaller:
                 # returning plain JSON: `chat.completions.create` re-validates the typed
                 # params and builds models on every call, 1.4 ms of CPU that capped
                 # throughput at concurrency 32 on these machines
-                completion = await self._client.post(
+                completion = await client.post(
                     "/chat/completions",
                     cast_to=dict,
                     body={"model": model, "messages": messages, **params},

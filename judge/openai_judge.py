@@ -62,18 +62,13 @@ class OpenAIJudge:
         requests: list[JudgeRequest],
         on_result: Callable[[JudgmentResult], None] | None = None,
     ) -> list[JudgmentResult]:
-        return asyncio.run(self.ajudge(requests, on_result))
+        return self.caller.run(self._judge_all(requests, on_result))
 
-    async def ajudge(
-        self,
-        requests: list[JudgeRequest],
-        on_result: Callable[[JudgmentResult], None] | None = None,
-    ) -> list[JudgmentResult]:
-        async with self.caller:
-            try:
-                return list(await asyncio.gather(*(self._one(r, on_result) for r in requests)))
-            finally:
-                self.cache.sync()
+    async def _judge_all(self, requests: list[JudgeRequest], on_result) -> list[JudgmentResult]:
+        try:
+            return list(await asyncio.gather(*(self._one(r, on_result) for r in requests)))
+        finally:
+            self.cache.sync()
 
     async def _one(self, request: JudgeRequest, on_result) -> JudgmentResult:
         key = cache_key(self._template, self.config.model, request.instruction, request.response)
