@@ -18,7 +18,8 @@ whatever the order in which concurrent requests arrive:
   `retry_after_s`), `hang` (longer than any client timeout), `empty` (no choices),
   `badjson` (a body that is not JSON), `echo` (a 400 whose message repeats the
   Authorization header, as careless servers do).
-Every request is recorded (message, time, Authorization header) for assertions.
+Every request is recorded (message, time, Authorization header, the client's address)
+for assertions.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Recorded:
     content: str
     at: float
     authorization: str | None
+    peer: tuple[str, int] | None = None  # the client's address: which connection it came on
 
 
 @dataclass
@@ -73,9 +75,9 @@ class FakeOpenAI:
     async def _complete(self, request: Request) -> Response:
         body = await request.json()
         content = "\n".join(m["content"] for m in body["messages"])
-        self.requests.append(
-            Recorded(content, time.monotonic(), request.headers.get("authorization"))
-        )
+        peer = tuple(request.client) if request.client else None
+        authorization = request.headers.get("authorization")
+        self.requests.append(Recorded(content, time.monotonic(), authorization, peer))
         self.attempts[content] += 1
         if self.hold_after is not None and len(self.requests) > self.hold_after:
             await asyncio.to_thread(self.released.wait)  # a test decides when it answers

@@ -41,6 +41,15 @@ def test_judgments_and_polarity_with_the_papers_prompt(server, config):
     assert all(q.authorization == f"Bearer {KEY}" for q in server.requests)
 
 
+def test_one_connection_serves_every_batch_of_a_judge(server, config):
+    """The judge stage calls its judge once per commit: each call after the first goes
+    on the connection the first opened, not on a client made again."""
+    judge = OpenAIJudge(config.model_copy(update={"concurrency": 1}))
+    for batch in range(3):
+        judge.judge(ask(f"batch {batch}: 56 [[good]]", f"batch {batch}: 54"))
+    assert len(server.requests) == 6 and len({q.peer for q in server.requests}) == 1
+
+
 def test_transient_faults_are_retried_until_success(server, config):
     results = OpenAIJudge(config).judge(ask("a [[fault:500:2]]", "b [[fault:429:1]]"))
     assert [r.status for r in results] == [JudgmentStatus.OK] * 2
