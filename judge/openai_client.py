@@ -1,7 +1,7 @@
 """Chat-completion calls to GPT-4 or any OpenAI-compatible endpoint, shared by the
-judge and the pairwise annotator: bounded concurrency, the client's own retries (429
-with Retry-After, 5xx, timeouts, connection errors; exponential backoff with jitter), a
-per-call timeout, and a call/token budget. The API key is read from the environment and
+judge and the pairwise annotator: bounded concurrency, retries (429 with Retry-After,
+5xx, timeouts, connection errors; exponential backoff with jitter: judge/chat_post.py),
+a per-call timeout, and a call/token budget. The API key is read from the environment and
 scrubbed from every error message, so it never reaches logs or storage."""
 
 from __future__ import annotations
@@ -15,13 +15,17 @@ import weakref
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from judge.chat_post import CallFailed, post_chat
 from judge.spending import Spending
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+OPENAI_URL = "https://api.openai.com/v1"
 
 
 class EndpointConfig(BaseModel):
@@ -30,8 +34,8 @@ class EndpointConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_url: str | None = Field(
-        None, description="null: OpenAI; else any OpenAI-compatible server, e.g. vLLM's "
-        "http://HOST:8000/v1",
+        None, description=f"null: OpenAI ({OPENAI_URL}); else any OpenAI-compatible "
+        "server, e.g. vLLM's http://HOST:8000/v1",
     )  # fmt: skip
     api_key_env: str = Field(
         "OPENAI_API_KEY", description="the environment variable holding the key (the key "
@@ -88,21 +92,32 @@ def reply_text(choice: dict | None) -> str | None:
     return text.strip() or None if isinstance(text, str) else None
 
 
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment names for `url` (HTTPS_PROXY, NO_PROXY, ...), as the
+    OpenAI client honours it; looked up once, not on each call as aiohttp's trust_env
+    does (0.6 ms of CPU a call)."""
+    host = urlsplit(url).hostname or ""
+    return None if proxy_bypass(host) else getproxies().get(urlsplit(url).scheme)
+
+
 def _serve(loop: asyncio.AbstractEventLoop) -> None:
     loop.run_forever()
     loop.close()
 
 
-def _close(loop: asyncio.AbstractEventLoop, opened: dict[str, Any]) -> None:
-    """When the caller is collected (or at exit): its client closed on its loop, then
-    the loop stopped; waits for neither, so it may run on any thread."""
+def _close(loop: asyncio.AbstractEventLoop, serving: threading.Thread, opened: dict) -> None:
+    """When the caller is collected (or at exit): its session closed on its loop, then
+    the loop stopped; waited for (a few seconds at most) unless this is the loop's own
+    thread, so no connection is left open as the process exits."""
 
     async def shut() -> None:
-        if "client" in opened:
-            await opened["client"].close()
+        if "session" in opened:
+            await opened["session"].close()
         asyncio.get_running_loop().stop()
 
     loop.call_soon_threadsafe(loop.create_task, shut())
+    if threading.current_thread() is not serving:
+        serving.join(timeout=5)
 
 
 class ChatCaller:
@@ -116,7 +131,9 @@ class ChatCaller:
             raise ValueError(f"api_key_env: environment variable {config.api_key_env} is not set")
         self.spending = spending if spending is not None else Spending()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._opened: dict[str, Any] = {}  # the client and its slots, once made
+        self._opened: dict[str, Any] = {}  # the session and its slots, once made
+        self._url = f"{(config.base_url or OPENAI_URL).rstrip('/')}/chat/completions"
+        self._headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
 
     def scrub(self, message: str) -> str:
         return message.replace(self._api_key, "***") if self._api_key else message
@@ -132,38 +149,37 @@ class ChatCaller:
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
         """`work` (a batch of calls) on this caller's event loop, which a daemon thread
-        keeps for the caller's life: one client, its open connections and one
-        concurrency limit serve every batch (a client per batch cost its construction
+        keeps for the caller's life: one HTTP session, its open connections and one
+        concurrency limit serve every batch (a session per batch cost its construction
         and new connections in each commit of a judge stage). The batch's spending is on
         disk, past a power loss, when this returns."""
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
             serving = threading.Thread(target=_serve, args=(self._loop,), daemon=True)
             serving.start()
-            weakref.finalize(self, _close, self._loop, self._opened)
+            weakref.finalize(self, _close, self._loop, serving, self._opened)
         try:
             return asyncio.run_coroutine_threadsafe(work, self._loop).result()
         finally:
             self.spending.sync()
 
-    def _client(self):
-        """The loop's client and concurrency limit, made on its first call."""
+    def _session(self):
+        """The loop's HTTP session and concurrency limit, made on its first call."""
         if not self._opened:
-            from openai import AsyncOpenAI
+            import aiohttp
 
-            self._opened["client"] = AsyncOpenAI(
-                base_url=self.config.base_url,
-                api_key=self._api_key or "unused",
-                max_retries=self.config.max_retries,
-                timeout=self.config.timeout_s,
+            self._opened["session"] = aiohttp.ClientSession(
+                # one connection per call in flight
+                connector=aiohttp.TCPConnector(limit=self.config.concurrency),
+                proxy=environment_proxy(self._url),
             )
             self._opened["slots"] = asyncio.Semaphore(self.config.concurrency)
-        return self._opened["client"], self._opened["slots"]
+        return self._opened["session"], self._opened["slots"]
 
     async def chat(self, model: str, messages: list[dict[str, str]], **params) -> ChatReply:
         """One chat completion; `params` are further body fields (temperature,
         max_tokens, logprobs, ...)."""
-        client, slots = self._client()
+        session, slots = self._session()
         async with slots:
             exhausted = self.budget_left()
             if exhausted:
@@ -171,22 +187,19 @@ class ChatCaller:
             self.spending.add(calls=1)
             started = time.perf_counter()
             try:
-                # the client's documented raw `post` (same retries, timeouts and errors)
-                # returning plain JSON: `chat.completions.create` re-validates the typed
-                # params and builds models on every call, 1.4 ms of CPU that capped
-                # throughput at concurrency 32 on these machines
-                completion = await client.post(
-                    "/chat/completions",
-                    cast_to=dict,
-                    body={"model": model, "messages": messages, **params},
+                completion = await post_chat(
+                    session,
+                    self._url,
+                    {"model": model, "messages": messages, **params},
+                    self._headers,
+                    self.config.timeout_s,
+                    self.config.max_retries,
                 )
-            except Exception as error:  # any failure is recorded, never raised
-                return self._failure(f"{type(error).__name__}: {error}", started)
-            usage = completion.get("usage") or {}
-            tokens_in, tokens_out = (
-                usage.get("prompt_tokens") or 0,
-                usage.get("completion_tokens") or 0,
-            )
+            except CallFailed as failure:  # recorded, never raised
+                return self._failure(str(failure), started)
+            usage = completion.get("usage") if isinstance(completion, dict) else None
+            tokens_in = (usage or {}).get("prompt_tokens") or 0
+            tokens_out = (usage or {}).get("completion_tokens") or 0
             self.spending.add(tokens=tokens_in + tokens_out)
             choice = first_choice(completion)
             text = reply_text(choice)

@@ -63,10 +63,10 @@ def test_transient_faults_are_retried_until_success(server, config):
 @pytest.mark.parametrize(
     ("marker", "reason"),
     [
-        ("[[fault:500:always]]", "InternalServerError"),
-        ("[[fault:hang:always]]", "APITimeoutError"),
+        ("[[fault:500:always]]", "HTTP 500 Internal Server Error"),
+        ("[[fault:hang:always]]", "timed out after 0.5 s"),
         ("[[fault:empty:always]]", "no choices"),
-        ("[[fault:badjson:always]]", "Error"),
+        ("[[fault:badjson:always]]", "unreadable reply (not JSON)"),
     ],
 )
 def test_permanent_failures_are_recorded_not_raised(server, config, marker, reason):

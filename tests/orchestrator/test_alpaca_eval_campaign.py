@@ -89,7 +89,7 @@ def test_stored_scores_are_alpaca_evals_on_the_stored_annotations(
             failed = [i for i in items if i.preference is None]
             assert [i.position for i in failed] == list(range(8 - FAILING, 8))
             assert (run.n, run.failed) == (8 - FAILING, FAILING)
-            assert all("InternalServerError" in i.annotation_error for i in failed)
+            assert all("HTTP 500" in i.annotation_error for i in failed)
             assert {i.preference for i in items} - {None} <= {1.3, 1.7, 1.2, 1.8}
             # each item against its own reference, with its own verdict: the test server
             # prefers the longer output
