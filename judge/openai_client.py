@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from urllib.request import getproxies, proxy_bypass
 
+import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
 from judge.chat_post import CallFailed, post_chat
@@ -166,8 +167,6 @@ class ChatCaller:
     def _session(self):
         """The loop's HTTP session and concurrency limit, made on its first call."""
         if not self._opened:
-            import aiohttp
-
             self._opened["session"] = aiohttp.ClientSession(
                 # one connection per call in flight
                 connector=aiohttp.TCPConnector(limit=self.config.concurrency),
