@@ -35,8 +35,8 @@ class EndpointConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_url: str | None = Field(
-        None, description=f"null: OpenAI ({OPENAI_URL}); else any OpenAI-compatible "
-        "server, e.g. vLLM's http://HOST:8000/v1",
+        None, description=f"null: OpenAI (OPENAI_BASE_URL if set, else {OPENAI_URL}); else "
+        "any OpenAI-compatible server, e.g. vLLM's http://HOST:8000/v1",
     )  # fmt: skip
     api_key_env: str = Field(
         "OPENAI_API_KEY", description="the environment variable holding the key (the key "
@@ -101,6 +101,17 @@ def environment_proxy(url: str) -> str | None:
     return None if proxy_bypass(host) else getproxies().get(urlsplit(url).scheme)
 
 
+def request_headers(api_key: str | None) -> dict[str, str]:
+    """The key, and the organization and project the environment names, as the OpenAI
+    client sends them (OPENAI_ORG_ID, OPENAI_PROJECT_ID)."""
+    named = {
+        "Authorization": f"Bearer {api_key}" if api_key else None,
+        "OpenAI-Organization": os.environ.get("OPENAI_ORG_ID"),
+        "OpenAI-Project": os.environ.get("OPENAI_PROJECT_ID"),
+    }
+    return {header: value for header, value in named.items() if value}
+
+
 def _serve(loop: asyncio.AbstractEventLoop) -> None:
     loop.run_forever()
     loop.close()
@@ -133,8 +144,9 @@ class ChatCaller:
         self.spending = spending if spending is not None else Spending()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._opened: dict[str, Any] = {}  # the session and its slots, once made
-        self._url = f"{(config.base_url or OPENAI_URL).rstrip('/')}/chat/completions"
-        self._headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        base_url = config.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
+        self._url = f"{base_url.rstrip('/')}/chat/completions"
+        self._headers = request_headers(self._api_key)
 
     def scrub(self, message: str) -> str:
         return message.replace(self._api_key, "***") if self._api_key else message

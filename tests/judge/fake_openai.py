@@ -18,8 +18,8 @@ whatever the order in which concurrent requests arrive:
   `retry_after_s`), `hang` (longer than any client timeout), `empty` (no choices),
   `badjson` (a body that is not JSON), `echo` (a 400 whose message repeats the
   Authorization header, as careless servers do).
-Every request is recorded (message, time, Authorization header, the client's address)
-for assertions.
+Every request is recorded (message, time, Authorization header, the client's address,
+every header) for assertions.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class Recorded:
     at: float
     authorization: str | None
     peer: tuple[str, int] | None = None  # the client's address: which connection it came on
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -77,7 +78,9 @@ class FakeOpenAI:
         content = "\n".join(m["content"] for m in body["messages"])
         peer = tuple(request.client) if request.client else None
         authorization = request.headers.get("authorization")
-        self.requests.append(Recorded(content, time.monotonic(), authorization, peer))
+        self.requests.append(
+            Recorded(content, time.monotonic(), authorization, peer, dict(request.headers))
+        )
         self.attempts[content] += 1
         if self.hold_after is not None and len(self.requests) > self.hold_after:
             await asyncio.to_thread(self.released.wait)  # a test decides when it answers

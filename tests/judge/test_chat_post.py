@@ -52,6 +52,21 @@ def test_the_proxy_comes_from_the_environment_unless_the_host_is_excluded(monkey
     assert environment_proxy("http://127.0.0.1:8000/v1/chat/completions") is None  # no HTTP_PROXY
 
 
+def test_the_environment_names_the_endpoint_organization_and_project(monkeypatch):
+    """What the OpenAI client reads from the environment when `base_url` is null."""
+    monkeypatch.setenv("CUTLOOP_TEST_KEY", "sk-x")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-1")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-2")
+    with FakeOpenAI() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        (result,) = OpenAIJudge(OpenAIJudgeConfig(api_key_env="CUTLOOP_TEST_KEY")).judge(ask("1"))
+    assert result.status == JudgmentStatus.OK
+    (sent,) = server.requests
+    assert sent.headers["openai-organization"] == "org-1"
+    assert sent.headers["openai-project"] == "proj-2"
+    assert sent.authorization == "Bearer sk-x"
+
+
 def test_a_refused_connection_is_a_connection_error_after_the_retries(monkeypatch):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
