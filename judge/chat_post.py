@@ -13,6 +13,7 @@ import json
 import random
 import time
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import aiohttp
 
@@ -62,8 +63,9 @@ async def post_chat(
     headers: dict[str, str],
     timeout_s: float,
     max_retries: int,
-) -> dict:
-    """The reply's JSON, or CallFailed saying why the last attempt failed."""
+) -> Any:
+    """The reply's JSON (an object where the endpoint keeps to the API), or CallFailed
+    saying why the last attempt failed."""
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     for retry in range(max_retries + 1):
         wait = None
