@@ -71,13 +71,15 @@ async def post_chat(
         wait = None
         try:
             async with session.post(url, json=body, headers=headers, timeout=timeout) as reply:
-                text = await reply.text()
+                raw = await reply.read()
                 if reply.status < 400:
                     try:
-                        return json.loads(text)
+                        return json.loads(raw)  # bytes: JSON finds its own encoding
                     except ValueError as error:
                         raise CallFailed(f"unreadable reply (not JSON): {error}") from None
-                failure = f"HTTP {reply.status} {reply.reason}: {' '.join(text.split())[:500]}"
+                # an error's body is shown whatever bytes it holds
+                text = " ".join(raw.decode(errors="replace").split())
+                failure = f"HTTP {reply.status} {reply.reason}: {text[:500]}"
                 if not _retried(reply.status, reply.headers):
                     raise CallFailed(failure)
                 wait = retry_after_s(reply.headers)

@@ -206,8 +206,10 @@ class ChatCaller:
                     self.config.timeout_s,
                     self.config.max_retries,
                 )
-            except CallFailed as failure:  # recorded, never raised
-                return self._failure(str(failure), started)
+            except Exception as error:  # any failure is recorded, never raised
+                plain = isinstance(error, CallFailed)  # its message says it all
+                reason = str(error) if plain else f"{type(error).__name__}: {error}"
+                return self._failure(reason, started)
             usage = completion.get("usage") if isinstance(completion, dict) else None
             tokens_in = (usage or {}).get("prompt_tokens") or 0
             tokens_out = (usage or {}).get("completion_tokens") or 0

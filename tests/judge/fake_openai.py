@@ -16,7 +16,8 @@ whatever the order in which concurrent requests arrive:
 - `[[fault:KIND:N]]`: the first N attempts for that message fail with KIND, later ones
   succeed; N = `always` never succeeds. KIND: `500`, `429` (with Retry-After:
   `retry_after_s`), `hang` (longer than any client timeout), `empty` (no choices),
-  `badjson` (a body that is not JSON), `echo` (a 400 whose message repeats the
+  `badjson` (a body that is not JSON), `badbytes` (a 502 whose body is not the UTF-8 it
+  claims), `echo` (a 400 whose message repeats the
   Authorization header, as careless servers do).
 Every request is recorded (message, time, Authorization header, the client's address,
 every header) for assertions.
@@ -143,6 +144,8 @@ class FakeOpenAI:
             return JSONResponse(self._completion("m", "", []))
         if kind == "badjson":
             return Response("{not json", media_type="application/json")
+        if kind == "badbytes":  # an error body that is not the UTF-8 it claims to be
+            return Response(b"\xff\xfe gateway", status_code=502, media_type="text/plain")
         if kind == "echo":  # a careless server that repeats the credentials it was sent
             message = f"invalid request from {authorization}"
             return JSONResponse({"error": {"message": message}}, status_code=400)

@@ -67,6 +67,7 @@ def test_transient_faults_are_retried_until_success(server, config):
         ("[[fault:hang:always]]", "timed out after 0.5 s"),
         ("[[fault:empty:always]]", "no choices"),
         ("[[fault:badjson:always]]", "unreadable reply (not JSON)"),
+        ("[[fault:badbytes:always]]", "HTTP 502 Bad Gateway: \ufffd\ufffd gateway"),
     ],
 )
 def test_permanent_failures_are_recorded_not_raised(server, config, marker, reason):
