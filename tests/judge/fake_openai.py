@@ -19,8 +19,8 @@ whatever the order in which concurrent requests arrive:
   `badjson` (a body that is not JSON), `badbytes` (a 502 whose body is not the UTF-8 it
   claims), `echo` (a 400 whose message repeats the
   Authorization header, as careless servers do).
-Every request is recorded (message, time, Authorization header, the client's address,
-every header) for assertions.
+Every request is recorded (message, time, the client's address, its headers) for
+assertions.
 """
 
 from __future__ import annotations
@@ -52,9 +52,12 @@ QUOTE = re.compile(r"\[\[quote:(.+?)\]\]")
 class Recorded:
     content: str
     at: float
-    authorization: str | None
-    peer: tuple[str, int] | None = None  # the client's address: which connection it came on
-    headers: dict[str, str] = field(default_factory=dict)
+    peer: tuple[str, int] | None  # the client's address: which connection it came on
+    headers: dict[str, str]  # names lower-cased, as they came
+
+    @property
+    def authorization(self) -> str | None:
+        return self.headers.get("authorization")
 
 
 @dataclass
@@ -78,17 +81,15 @@ class FakeOpenAI:
         body = await request.json()
         content = "\n".join(m["content"] for m in body["messages"])
         peer = tuple(request.client) if request.client else None
-        authorization = request.headers.get("authorization")
-        self.requests.append(
-            Recorded(content, time.monotonic(), authorization, peer, dict(request.headers))
-        )
+        recorded = Recorded(content, time.monotonic(), peer, dict(request.headers))
+        self.requests.append(recorded)
         self.attempts[content] += 1
         if self.hold_after is not None and len(self.requests) > self.hold_after:
             await asyncio.to_thread(self.released.wait)  # a test decides when it answers
         await asyncio.sleep(self.latency_s)
         fault = FAULT.search(content)
         if fault and (fault["count"] == "always" or self.attempts[content] <= int(fault["count"])):
-            return await self._fail(fault["kind"], request.headers.get("authorization"))
+            return await self._fail(fault["kind"], recorded.authorization)
         completion = self._completion(body["model"], content, [self._reply(content)])
         if IDENTIFIED.search(content) and body.get("logprobs"):
             completion["choices"][0]["logprobs"] = self._logprobs(content)
