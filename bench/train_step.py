@@ -6,11 +6,12 @@ it is (`_heap`: `cut.return_freed_memory: false`, faster, a higher peak); DPO st
 the same 8 examples as preference pairs (chosen / rejected rows of the same length,
 reference model recomputed each step: TRL's default). Each case runs in its own
 process, so peak RSS is that case's own. bf16 cases are skipped, with the reason in the
-JSON line, on a CPU whose bf16 matmuls are not faster than its fp32 ones. The default
-cases (LoRA is not one) finish in about 8 minutes on a 2-core AVX2 machine; `--only`
-picks any. Prints one JSON line.
+JSON line, on a CPU whose bf16 matmuls are not faster than its fp32 ones. One step is
+measured per case after a warm-up (`--steps` for more; a step takes 45-90 s on a 2-core
+AVX2 machine, where the default cases, LoRA not among them, finish in about 8 minutes);
+`--only` picks any. Prints one JSON line.
 
-    .venv/bin/python bench/train_step.py [--steps 2] [--only CASE ...]
+    .venv/bin/python bench/train_step.py [--steps 1] [--only CASE ...]
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ CASES = {
 }
 
 
-# LoRA by --only: on a 2-core AVX2 machine the default cases take ~8 minutes, with it ~11
+# LoRA by --only: on a 2-core AVX2 machine the default cases take ~8 minutes, with it ~10
 DEFAULT_CASES = ["cut_full_fp32", "cut_full_fp32_heap", "cut_full_bf16", "dpo_full_fp32"]
 BF16_FASTER = 1.2  # bf16 matmuls at least this much faster than fp32, else bf16 is skipped
 PROBE_SIZE = 256  # of the matmuls that decide it
@@ -189,7 +190,7 @@ PROBE_SIZE = 256  # of the matmuls that decide it
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2, help="measured steps (after 1 warm-up)")
+    parser.add_argument("--steps", type=int, default=1, help="measured steps (after 1 warm-up)")
     parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
     parser.add_argument("--only", nargs="*", choices=sorted(CASES), help="run only these cases")
     args = parser.parse_args()
