@@ -150,6 +150,13 @@ class CUTConfig(BaseModel):
         False, description="recompute each layer in backward: ~1/10 of the activation "
         "memory for 10-40% more step time; turn it on when training memory is tight",
     )  # fmt: skip
+    torch_compile: bool = Field(
+        False, description="compile each decoder layer with torch.compile (inductor) "
+        "before training: fewer, fused temporaries, so faster steps and a lower peak at the "
+        "same losses (measured on CPU: docs/performance.md); the first steps pay the compile "
+        "(~20-30 s for SmolLM2, cached on disk for later rounds); on a CPU it needs a C++ "
+        "compiler (g++, or $CXX)",
+    )  # fmt: skip
     logit_chunk_size: int = Field(
         256, ge=1, description="answer positions whose logits are formed at once; lower it "
         "to save memory with a large vocabulary",

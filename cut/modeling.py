@@ -92,8 +92,42 @@ def prepare_for_training(model: nn.Module, config: CUTConfig) -> nn.Module:
         from peft import get_peft_model
 
         model = get_peft_model(model, lora_config(config, lora_targets(model, config)))
+    if config.torch_compile:
+        compile_layers(model)
     model.train()
     return model
+
+
+def compile_layers(model: nn.Module) -> None:
+    """Compile every decoder layer in place (inductor). Per layer, not the whole model: the
+    layers share one graph, so it compiles once, and the packed 4-D mask and the chunked
+    output layer stay eager. State-dict names are unchanged, so checkpoints and hot swaps
+    are as without it."""
+    decoder = unwrap(model).get_decoder()
+    layers = getattr(decoder, "layers", None)
+    if not isinstance(layers, nn.ModuleList):
+        raise ValueError(
+            f"cut.torch_compile: {type(decoder).__name__} has no `layers` list to compile; "
+            "set torch_compile: false"
+        )
+    if output_weight(model).device.type == "cpu":
+        require_cpp_compiler()
+    for layer in layers:
+        layer.compile()
+
+
+def require_cpp_compiler() -> None:
+    """Fail before any work where inductor could not build its CPU kernels."""
+    from torch._inductor.cpp_builder import get_cpp_compiler
+    from torch._inductor.exc import InvalidCxxCompiler
+
+    try:
+        get_cpp_compiler()
+    except InvalidCxxCompiler:
+        raise ValueError(
+            "cut.torch_compile: compiling on a CPU needs a C++ compiler and none was found "
+            "(install g++ or set $CXX), or set torch_compile: false"
+        ) from None
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -14,7 +14,7 @@ from cut.checkpoint import METADATA_FILE, save_merged, saved_step
 from cut.config import CUTConfig
 from cut.examples import ExampleBuilder, JudgedExample, Polarity, RowKind
 from cut.loss import LossWeights, cut_loss
-from cut.modeling import prepare_for_training, response_logprobs
+from cut.modeling import prepare_for_training, response_logprobs, unwrap
 from cut.templates import AlpacaTemplate, select_template
 from cut.trainer import accumulate_gradients, train_cut
 from tests.cut.toys import FP32, NEGATIVES, POSITIVES, RESUMED_CONFIG, RESUMED_DATA, tiny_model
@@ -189,6 +189,51 @@ def test_a_token_budget_and_checkpointing_leave_the_update_unchanged(tokenizer, 
     assert (totals.normalizer, totals.n_flagged) == (ref_totals.normalizer, ref_totals.n_flagged)
     for name, grad in grads.items():
         torch.testing.assert_close(grad, reference[name], atol=2e-6, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize(
+    "variant", [{"finetuning": "full"}, {"finetuning": "lora", "gradient_checkpointing": True}]
+)
+def test_compiled_layers_train_as_the_eager_ones(tokenizer, variant):
+    """torch_compile changes the speed only: the same losses step by step (micro-batches
+    of changing lengths, so the recompile for dynamic sizes is part of it) and the same
+    weights under the same names, so checkpoints and hot swaps are as without it."""
+
+    def train(compiled: bool):
+        config = CUTConfig(
+            batch_size=4, micro_batch_size=2, learning_rate=1e-2, torch_compile=compiled,
+            **FP32, **variant,
+        )  # fmt: skip
+        return train_cut(tiny_model(tokenizer), tokenizer, NEGATIVES + POSITIVES, config)
+
+    (eager, eager_result), (compiled, compiled_result) = train(False), train(True)
+    layers = unwrap(compiled).get_decoder().layers
+    assert all(layer._compiled_call_impl is not None for layer in layers)
+    losses = [step.loss for step in compiled_result.steps]
+    assert losses == pytest.approx([step.loss for step in eager_result.steps], rel=1e-5)
+    eager_state, compiled_state = eager.state_dict(), compiled.state_dict()
+    assert compiled_state.keys() == eager_state.keys()
+    for name, weight in eager_state.items():
+        torch.testing.assert_close(compiled_state[name], weight, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_compiling_on_a_cpu_without_a_cpp_compiler_fails_before_any_step(tokenizer):
+    config = CUTConfig(finetuning="full", torch_compile=True, **FP32)
+    steps = []
+    no_compiler = torch._inductor.config.patch({"cpp.cxx": ("no-such-compiler++",)})
+    expected = r"cut\.torch_compile: .* needs a C\+\+ compiler"
+    with no_compiler, pytest.raises(ValueError, match=expected):
+        train_cut(tiny_model(tokenizer), tokenizer, NEGATIVES, config, callback=steps.append)
+    assert steps == []
+
+
+def test_compiling_a_model_without_a_layer_list_fails_naming_the_setting():
+    class Flat(nn.Module):  # a decoder whose blocks are not a `layers` list
+        def get_decoder(self):
+            return nn.Sequential(nn.Linear(4, 4))
+
+    with pytest.raises(ValueError, match=r"cut\.torch_compile: Sequential has no `layers` list"):
+        prepare_for_training(Flat(), CUTConfig(finetuning="full", torch_compile=True))
 
 
 def plain_and_judged_logp(model, tokenizer, example):
