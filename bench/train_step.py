@@ -2,14 +2,15 @@
 
 CUT steps on 8 negative examples (an Align-N and a Misalign row each), full fine-tuning
 and LoRA, in fp32 and under bf16 autocast, and full fp32 with glibc's allocator left as
-it is (`_heap`: `cut.return_freed_memory: false`, faster, a higher peak); DPO steps on
+it is (`_heap`: `cut.return_freed_memory: false`, faster, a higher peak), with the
+decoder layers compiled (`_compiled`: `cut.torch_compile: true`), or both; DPO steps on
 the same 8 examples as preference pairs (chosen / rejected rows of the same length,
 reference model recomputed each step: TRL's default). Each case runs in its own
 process, so peak RSS is that case's own. bf16 cases are skipped, with the reason in the
 JSON line, on a CPU whose bf16 matmuls are not faster than its fp32 ones. One step is
-measured per case after a warm-up (`--steps` for more; a step takes 45-90 s on a 2-core
-AVX2 machine, where the default cases, LoRA not among them, finish in about 8 minutes);
-`--only` picks any. Prints one JSON line.
+measured per case after a warm-up that compiles where a case compiles (`--steps` for
+more; a step takes 25-90 s on a 2-core AVX2 machine, where the default cases finish in 5
+to 8 minutes); `--only` picks any. Prints one JSON line.
 
     .venv/bin/python bench/train_step.py [--steps 1] [--only CASE ...]
 """
@@ -92,7 +93,12 @@ def step_flops(model, sequences: list[tuple[int, int]], lora: bool) -> float:
 
 
 def run_cut(
-    model_dir: str, finetuning: str, precision: str, steps: int, return_freed: bool = True
+    model_dir: str,
+    finetuning: str,
+    precision: str,
+    steps: int,
+    return_freed: bool = True,
+    compiled: bool = False,
 ) -> dict:
     from cut.batching import collate
     from cut.config import CUTConfig
@@ -105,6 +111,7 @@ def run_cut(
         finetuning=finetuning, precision=precision, epochs=steps + 1, batch_size=N_EXAMPLES,
         micro_batch_size=N_EXAMPLES, align_p_ratio=None, max_length=1024, lora_dropout=0.0,
         learning_rate=1e-5 if finetuning == "full" else 4e-4, return_freed_memory=return_freed,
+        torch_compile=compiled,
     )  # fmt: skip
     model, tokenizer = load_policy(model_dir, config)
     start_loss = measure(model, tokenizer, examples, config).loss
@@ -117,6 +124,7 @@ def run_cut(
     seconds = statistics.median(s.seconds for s in result.steps[1:])  # first step warms up
     return {
         "s_per_step": seconds,
+        "first_step_s": result.steps[0].seconds,  # the warm-up: compiling, where on
         "tokens_per_s": result.steps[-1].n_tokens / seconds,
         "tokens_per_row": statistics.mean(length for length, _ in rows),
         "packed_over_row_tokens": sum(n for n, _ in sequences) / sum(n for n, _ in rows),
@@ -174,6 +182,10 @@ def run_dpo(model_dir: str, precision: str, steps: int) -> dict:
 CASES = {
     "cut_full_fp32": lambda d, s: run_cut(d, "full", "fp32", s),
     "cut_full_fp32_heap": lambda d, s: run_cut(d, "full", "fp32", s, return_freed=False),
+    "cut_full_fp32_compiled": lambda d, s: run_cut(d, "full", "fp32", s, compiled=True),
+    "cut_full_fp32_compiled_heap": lambda d, s: run_cut(
+        d, "full", "fp32", s, return_freed=False, compiled=True
+    ),
     "cut_lora_fp32": lambda d, s: run_cut(d, "lora", "fp32", s),
     "cut_full_bf16": lambda d, s: run_cut(d, "full", "bf16", s),
     "cut_lora_bf16": lambda d, s: run_cut(d, "lora", "bf16", s),
@@ -182,8 +194,11 @@ CASES = {
 }
 
 
-# LoRA by --only: on a 2-core AVX2 machine the default cases take ~8 minutes, with it ~10
-DEFAULT_CASES = ["cut_full_fp32", "cut_full_fp32_heap", "cut_full_bf16", "dpo_full_fp32"]
+# the defaults, the fast settings and DPO; the rest by --only (each adds 1-2.5 minutes on
+# a 2-core AVX2 machine, where these three take 5-8)
+DEFAULT_CASES = [
+    "cut_full_fp32", "cut_full_fp32_compiled_heap", "cut_full_bf16", "dpo_full_fp32",
+]  # fmt: skip
 BF16_FASTER = 1.2  # bf16 matmuls at least this much faster than fp32, else bf16 is skipped
 PROBE_SIZE = 256  # of the matmuls that decide it
 
@@ -234,6 +249,7 @@ def summarise(results: dict, peaks: dict[str, float]) -> dict:
             precision = "bf16" if "bf16" in name else "fp32"
             out[f"{name}_mfu"] = r["flops_per_step"] / r["s_per_step"] / (peaks[precision] * 1e9)
             out[f"{name}_tokens_per_s"] = r["tokens_per_s"]
+            out[f"{name}_first_step_s"] = r["first_step_s"]
             out[f"{name}_first_step_loss"] = r["first_step_loss"]
     # headline: full fine-tuning in fp32 (DPO's fp32 numbers in the issue), same examples
     if {"cut_full_fp32", "dpo_full_fp32"} <= results.keys():
@@ -249,13 +265,12 @@ def summarise(results: dict, peaks: dict[str, float]) -> dict:
             "tokens_per_row": cut["tokens_per_row"],
             "packed_over_row_tokens": cut["packed_over_row_tokens"],
         }
-    if {"cut_full_fp32_heap", "dpo_full_fp32"} <= results.keys():
-        heap, dpo = results["cut_full_fp32_heap"], results["dpo_full_fp32"]
-        out["ratio_dpo_over_cut_heap"] = dpo["s_per_step"] / heap["s_per_step"]
-    if {"cut_full_fp32", "cut_full_fp32_heap"} <= results.keys():
-        out["heap_speedup"] = (
-            results["cut_full_fp32"]["s_per_step"] / results["cut_full_fp32_heap"]["s_per_step"]
-        )
+    for name in (n for n in results if n.startswith("cut_full_fp32_")):  # _heap, _compiled...
+        variant, seconds = name.removeprefix("cut_full_fp32_"), results[name]["s_per_step"]
+        if "dpo_full_fp32" in results:
+            out[f"ratio_dpo_over_cut_{variant}"] = results["dpo_full_fp32"]["s_per_step"] / seconds
+        if "cut_full_fp32" in results:  # over the defaults
+            out[f"{variant}_speedup"] = results["cut_full_fp32"]["s_per_step"] / seconds
     if {"cut_full_bf16", "dpo_full_bf16"} <= results.keys():
         out["ratio_dpo_over_cut_bf16"] = (
             results["dpo_full_bf16"]["s_per_step"] / results["cut_full_bf16"]["s_per_step"]
