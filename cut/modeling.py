@@ -159,13 +159,22 @@ def response_logprobs(model: nn.Module, batch: MicroBatch, chunk_size: int) -> t
         .get_decoder()(
             input_ids=batch.input_ids.to(device),
             position_ids=batch.position_ids.to(device),
-            attention_mask=batch.attention_mask.to(device),  # 4-D: used as given
+            attention_mask=attention_mask_for(model, batch.attention_mask).to(device),
             use_cache=False,
         )
         .last_hidden_state
     )  # (B, L, H)
     hidden = hidden.reshape(-1, hidden.shape[-1])[batch.hidden_index.to(device)]  # (T, H)
     return target_logprobs(hidden, weight, batch.target_ids.to(device), chunk_size=chunk_size)
+
+
+def attention_mask_for(model: nn.Module, mask: torch.Tensor) -> torch.Tensor:
+    """The packed (B, 1, L, L) boolean mask as the model's attention reads a 4-D mask (as
+    given): SDPA masks with booleans, the eager path adds the mask to its scores, so there
+    it becomes 0 where a query may see a key and the float minimum elsewhere."""
+    if unwrap(model).config._attn_implementation != "eager":
+        return mask
+    return torch.zeros(mask.shape).masked_fill_(~mask, torch.finfo(torch.float32).min)
 
 
 def default_device() -> torch.device:

@@ -26,6 +26,7 @@ def items_for(tokenizer, examples, max_length=256):
 
 
 @pytest.mark.parametrize("architecture", ["llama", "qwen2", "gpt2"])
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
 @pytest.mark.parametrize(
     ("chat", "context", "max_length"),
     [
@@ -37,13 +38,15 @@ def items_for(tokenizer, examples, max_length=256):
     ],
 )
 def test_packed_logprobs_equal_each_row_run_on_its_own(
-    architecture, chat, context, max_length, chat_tokenizer, tokenizer
+    architecture, attention, chat, context, max_length, chat_tokenizer, tokenizer
 ):
     """Shared-prefix packing (chat: system turn + instruction shared by a pair's rows)
     must give every response token the log-probability its own unpacked row gives, on a
     model that reads the attention mask and positions: rotary (Llama, Qwen2) or learned
-    (GPT-2) positions."""
+    (GPT-2) positions, with SDPA or the eager attention (which adds the mask to its
+    scores: a model without SDPA has only that)."""
     model = TINY_MODELS[architecture](len(tokenizer)).eval()  # GPT-2 has dropout
+    model.set_attn_implementation(attention)
     tok = chat_tokenizer if chat else tokenizer
     template = select_template("auto", tok)
     builder = ExampleBuilder(tok, template, max_length, context)
