@@ -154,8 +154,8 @@ class CUTConfig(BaseModel):
         False, description="compile each decoder layer with torch.compile (inductor) "
         "before training: fewer, fused temporaries, so faster steps and a lower peak at the "
         "same losses (measured on CPU: docs/performance.md); the first steps pay the compile "
-        "(~20-30 s for SmolLM2, cached on disk for later rounds); on a CPU it needs a C++ "
-        "compiler (g++, or $CXX)",
+        "(10-30 s for SmolLM2 on 2 cores, cached on disk for later rounds); on a CPU it "
+        "needs a C++ compiler (g++, or $CXX)",
     )  # fmt: skip
     logit_chunk_size: int = Field(
         256, ge=1, description="answer positions whose logits are formed at once; lower it "
