@@ -171,8 +171,10 @@ def response_logprobs(model: nn.Module, batch: MicroBatch, chunk_size: int) -> t
 def attention_mask_for(model: nn.Module, mask: torch.Tensor) -> torch.Tensor:
     """The packed (B, 1, L, L) boolean mask as the model's attention reads a 4-D mask (as
     given): SDPA masks with booleans, the eager path adds the mask to its scores, so there
-    it becomes 0 where a query may see a key and the float minimum elsewhere."""
-    if unwrap(model).config._attn_implementation != "eager":
+    it becomes 0 where a query may see a key and the float minimum elsewhere. A model
+    without a transformers config gets it as it is."""
+    config = getattr(unwrap(model), "config", None)
+    if getattr(config, "_attn_implementation", None) != "eager":
         return mask
     return torch.zeros(mask.shape).masked_fill_(~mask, torch.finfo(torch.float32).min)
 
