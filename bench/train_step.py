@@ -9,8 +9,8 @@ reference model recomputed each step: TRL's default). Each case runs in its own
 process, so peak RSS is that case's own. bf16 cases are skipped, with the reason in the
 JSON line, on a CPU whose bf16 matmuls are not faster than its fp32 ones. One step is
 measured per case after a warm-up that compiles where a case compiles (`--steps` for
-more; a step takes 25-90 s on a 2-core AVX2 machine, where the default cases finish in 5
-to 8 minutes); `--only` picks any. Prints one JSON line.
+more; a step takes 25-90 s on a 2-core AVX2 machine: the default cases took 6.6 minutes
+on a Zen 2 EPYC, bf16 skipped); `--only` picks any. Prints one JSON line.
 
     .venv/bin/python bench/train_step.py [--steps 1] [--only CASE ...]
 """
@@ -194,8 +194,8 @@ CASES = {
 }
 
 
-# the defaults, the fast settings and DPO; the rest by --only (each adds 1-2.5 minutes on
-# a 2-core AVX2 machine, where these three take 5-8)
+# the defaults, the fast settings, bf16 (skipped where slow) and DPO; the rest by --only
+# (each adds 1-2.5 minutes on a 2-core AVX2 machine)
 DEFAULT_CASES = [
     "cut_full_fp32", "cut_full_fp32_compiled_heap", "cut_full_bf16", "dpo_full_fp32",
 ]  # fmt: skip
